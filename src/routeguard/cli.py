@@ -1,0 +1,95 @@
+"""The ``routeguard`` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvloop
+
+from routeguard.config.loader import load_config
+from routeguard.errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="RouteGuard: an OpenAI-compatible LLM model router with the outage runbook built in.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    config: ConfigOption,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: server.port).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
+) -> None:
+    """Serve the OpenAI-compatible API."""
+    from routeguard.server.runner import serve as run
+
+    try:
+        run(config, host, port, workers)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command("check-config")
+def check_config(config: Annotated[Path, typer.Argument(help="YAML configuration file.")]) -> None:
+    """Validate a configuration file without serving it."""
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    groups = ", ".join(f"{name} ({len(members)})" for name, members in loaded.weights.items())
+    typer.echo(f"{config}: OK — {len(loaded.deployments)} deployments; model groups: {groups}")
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 9000,
+    seed: Annotated[int | None, typer.Option(help="Seed for fault injection randomness.")] = None,
+) -> None:
+    """Run the provider simulator (OpenAI, Azure OpenAI and Anthropic wire formats)."""
+    from routeguard.simulator import run_simulator
+
+    typer.echo(f"simulator on http://{host}:{port} (control API: /_sim/faults, /_sim/stats)")
+    try:
+        uvloop.run(run_simulator(host, port, seed=seed))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    rate: Annotated[float, typer.Option(help="Requests per second to send.")] = 20.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for routing randomness.")] = None,
+) -> None:
+    """Run the simulator and a router on free local ports and show live traffic."""
+    from routeguard.ops.demo import run_demo
+
+    try:
+        uvloop.run(run_demo(duration_s=duration, rate=rate, seed=seed))
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    app(prog_name="routeguard")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The one exception tree of RouteGuard.
+
+Every error a client can see is a :class:`RouteGuardError`. Each class knows the HTTP status it
+answers with, the OpenAI error ``type`` it reports, and whether the router may retry the attempt
+on another deployment. Foreign errors (socket errors, provider error bodies) are translated once,
+at the boundary where they occur, with ``raise Ours(...) from exc``; nothing above that boundary
+classifies errors by message text.
+
+::
+
+    RouteGuardError
+    ├── ConfigError                     bad configuration file (not an HTTP error)
+    ├── ClientError                     the request itself is wrong: never retried
+    │   ├── InvalidRequestError         400 invalid_request_error
+    │   ├── ModelNotFoundError          404 model_not_found
+    │   └── PayloadTooLargeError        413 request body over the configured limit
+    ├── NoDeploymentAvailableError      503 the group has nothing routable
+    └── UpstreamError                   an attempt at one deployment failed
+        ├── UpstreamConnectionError     502 refused / reset / DNS: retryable
+        ├── UpstreamTimeoutError        504 connect, first byte, idle or total: retryable
+        ├── UpstreamBadResponseError    502 malformed body or stream: retryable
+        └── UpstreamStatusError         the provider answered with an error status
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClientError",
+    "ConfigError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "NoDeploymentAvailableError",
+    "PayloadTooLargeError",
+    "RouteGuardError",
+    "UpstreamBadResponseError",
+    "UpstreamConnectionError",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
+]
+
+
+class RouteGuardError(Exception):
+    """Base of every error RouteGuard raises on purpose."""
+
+    status: int = 500
+    error_type: str = "api_error"
+    code: str | None = None
+    retryable: bool = False
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def headers(self) -> list[tuple[str, str]]:
+        """Extra response headers the client should see (e.g. ``Retry-After``)."""
+        return []
+
+
+class ConfigError(RouteGuardError):
+    """A configuration file is invalid; the message names the file, the key path and why."""
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+
+class ClientError(RouteGuardError):
+    """The request is wrong; another deployment would refuse it too."""
+
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class InvalidRequestError(ClientError):
+    """Malformed JSON, a missing field, or a field of the wrong type."""
+
+
+class ModelNotFoundError(ClientError):
+    status = 404
+    code = "model_not_found"
+
+
+class PayloadTooLargeError(ClientError):
+    status = 413
+    code = "request_too_large"
+
+
+class NoDeploymentAvailableError(RouteGuardError):
+    """Nothing in the model group can take the request right now."""
+
+    status = 503
+    error_type = "service_unavailable"
+    code = "no_deployment_available"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> list[tuple[str, str]]:
+        if self.retry_after_s is None:
+            return []
+        return [("retry-after", str(max(1, round(self.retry_after_s))))]
+
+
+class UpstreamError(RouteGuardError):
+    """One attempt at one deployment failed. ``deployment`` names it for logs and metrics."""
+
+    status = 502
+    error_type = "upstream_error"
+    retryable = True
+    reason = "server_error"
+
+    def __init__(self, message: str, *, deployment: str = "", provider: str = "") -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.provider = provider
+
+
+class UpstreamConnectionError(UpstreamError):
+    code = "upstream_unreachable"
+    reason = "connection"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    error_type = "timeout"
+    code = "upstream_timeout"
+    reason = "timeout"
+
+
+class UpstreamBadResponseError(UpstreamError):
+    code = "upstream_bad_response"
+    reason = "bad_response"
+
+
+class UpstreamStatusError(UpstreamError):
+    """The provider answered with an error status.
+
+    The provider's own status, message, type and code are kept so a client error (a 400 for a bad
+    parameter) reaches the client as the provider said it. Retryability and the metrics ``reason``
+    follow from the status and the provider's structured error type, decided by the adapter.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error_type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after_s: float | None = None,
+        deployment: str = "",
+        provider: str = "",
+    ) -> None:
+        super().__init__(message, deployment=deployment, provider=provider)
+        self.upstream_status = status
+        # A provider's client error is the client's to fix, so it passes through as said; a
+        # provider's server error is a bad gateway from the client's point of view.
+        self.status = status if status < 500 else 502
+        self.param = param
+        self.code = code
+        self.retry_after_s = retry_after_s
+        self.error_type = error_type or _default_type(status)
+        self.reason = _reason_for(status)
+        self.retryable = status in (408, 409, 429) or status >= 500
+
+    def headers(self) -> list[tuple[str, str]]:
+        if self.retry_after_s is None:
+            return []
+        return [("retry-after", str(max(1, round(self.retry_after_s))))]
+
+
+def _default_type(status: int) -> str:
+    if status in (401, 403):
+        return "authentication_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status < 500:
+        return "invalid_request_error"
+    return "api_error"
+
+
+def _reason_for(status: int) -> str:
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limit"
+    if status == 529:
+        return "overloaded"
+    if status >= 500:
+        return "server_error"
+    return "bad_request"

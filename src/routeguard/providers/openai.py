@@ -1,0 +1,168 @@
+"""OpenAI and OpenAI-compatible servers (vLLM, llama.cpp, TGI in OpenAI mode).
+
+The wire format is already ours, so the adapter only swaps the model name, adds credentials, and
+checks what comes back: bodies must be JSON, streams must end with ``data: [DONE]``. Answers are
+relayed byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from routeguard.errors import UpstreamBadResponseError, UpstreamError, UpstreamStatusError
+from routeguard.net.client import UpstreamResponse
+from routeguard.providers.base import ChatResult, ChatStream, Provider, Usage
+from routeguard.wire.chat import ChatRequest, EmbeddingRequest
+
+__all__ = ["OpenAIProvider", "status_error"]
+
+_DONE = b"data: [DONE]"
+
+
+class OpenAIProvider(Provider):
+    """``provider: openai`` and ``provider: vllm``."""
+
+    def _headers(self) -> list[tuple[str, str]]:
+        headers = [("content-type", "application/json"), ("accept-encoding", "identity")]
+        if self.endpoint.api_key:
+            headers.append(("authorization", f"Bearer {self.endpoint.api_key}"))
+        return headers
+
+    def _body(self, payload: dict[str, Any]) -> bytes:
+        return orjson.dumps({**payload, "model": self.endpoint.model})
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> UpstreamResponse:
+        endpoint = self.endpoint
+        try:
+            response = await self.pool.request(
+                endpoint.origin, "POST", path, self._headers(), self._body(payload), endpoint.timeouts
+            )
+            if response.status >= 400:
+                raise status_error(response.status, await response.read(), response.headers)
+        except UpstreamError as exc:
+            exc.deployment, exc.provider = endpoint.deployment, endpoint.provider
+            raise
+        return response
+
+    async def _post_json(self, path: str, payload: dict[str, Any]) -> tuple[bytes, Any]:
+        response = await self._post(path, payload)
+        try:
+            body = await response.read()
+            return body, orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamBadResponseError(
+                "upstream answered 200 with a body that is not JSON",
+                deployment=self.endpoint.deployment,
+                provider=self.endpoint.provider,
+            ) from None
+        except UpstreamError as exc:
+            exc.deployment, exc.provider = self.endpoint.deployment, self.endpoint.provider
+            raise
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        body, data = await self._post_json("/chat/completions", request.payload)
+        if not isinstance(data, dict) or "choices" not in data:
+            raise UpstreamBadResponseError(
+                "upstream answer has no 'choices'",
+                deployment=self.endpoint.deployment,
+                provider=self.endpoint.provider,
+            )
+        return ChatResult(body, _usage(data.get("usage")))
+
+    async def open_chat_stream(self, request: ChatRequest) -> ChatStream:
+        response = await self._post("/chat/completions", request.payload)
+        return _OpenAIStream(response, self.endpoint.deployment, self.endpoint.provider)
+
+    async def embed(self, request: EmbeddingRequest) -> bytes:
+        body, data = await self._post_json("/embeddings", request.payload)
+        if not isinstance(data, dict) or "data" not in data:
+            raise UpstreamBadResponseError(
+                "upstream embeddings answer has no 'data'",
+                deployment=self.endpoint.deployment,
+                provider=self.endpoint.provider,
+            )
+        return body
+
+
+class _OpenAIStream(ChatStream):
+    """Relays upstream SSE bytes, cut at event boundaries so a failure never splits an event."""
+
+    def __init__(self, response: UpstreamResponse, deployment: str, provider: str) -> None:
+        self._response = response
+        self._deployment = deployment
+        self._provider = provider
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        pending = b""
+        done = False
+        try:
+            async for piece in self._response.iter():
+                data = pending + piece if pending else piece
+                cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4)
+                if cut <= 1:
+                    pending = data
+                    continue
+                pending = data[cut:]
+                if not done and _DONE in data:
+                    done = True
+                yield data[:cut] if pending else data
+        except UpstreamError as exc:
+            exc.deployment, exc.provider = self._deployment, self._provider
+            raise
+        if not done:
+            raise UpstreamBadResponseError(
+                "upstream stream ended without data: [DONE]",
+                deployment=self._deployment,
+                provider=self._provider,
+            )
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+def status_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamStatusError:
+    """Translate an OpenAI-shaped error answer, by status and structured fields only."""
+    message, error_type, code, param = f"upstream answered HTTP {status}", None, None, None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or message)
+        error_type = _str_or_none(error.get("type"))
+        code = _str_or_none(error.get("code"))
+        param = _str_or_none(error.get("param"))
+    return UpstreamStatusError(
+        message,
+        status=status,
+        error_type=error_type,
+        code=code,
+        param=param,
+        retry_after_s=_retry_after(headers.get("retry-after")),
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date; the breaker falls back to its default cooldown
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _usage(data: object) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Usage(prompt, completion)
+    return None
