@@ -8,12 +8,17 @@ the official ``openai`` and ``anthropic`` SDKs, exactly as users do.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
 import uvloop
+
+from routeguard.config.loader import parse_config
+from routeguard.server.app import RouteGuardApp
+from routeguard.simulator import Simulator
 
 T = TypeVar("T")
 
@@ -44,3 +49,38 @@ def loop_thread() -> Iterator[LoopThread]:
     lt = LoopThread()
     yield lt
     lt.close()
+
+
+@pytest.fixture
+def simulator(loop_thread: LoopThread) -> Iterator[Simulator]:
+    """A provider simulator on a free port, fresh for each test (faults and stats start clean)."""
+    sim = Simulator(seed=1234)
+    loop_thread.run(sim.start())
+    yield sim
+    loop_thread.run(sim.stop())
+
+
+class RouterFactory:
+    """Starts RouteGuard apps from YAML text on the loop thread and closes them afterwards."""
+
+    def __init__(self, loop_thread: LoopThread) -> None:
+        self.loop_thread = loop_thread
+        self.apps: list[RouteGuardApp] = []
+
+    def __call__(self, yaml_text: str, *, seed: int = 7) -> RouteGuardApp:
+        app = RouteGuardApp(parse_config(yaml_text, "<test>"), rng=random.Random(seed))
+        self.loop_thread.run(app.start("127.0.0.1", 0))
+        self.apps.append(app)
+        return app
+
+    def close(self) -> None:
+        for app in self.apps:
+            self.loop_thread.run(app.close(drain_timeout_s=1))
+
+
+@pytest.fixture
+def start_router(loop_thread: LoopThread) -> Iterator[RouterFactory]:
+    factory = RouterFactory(loop_thread)
+    yield factory
+    factory.close()
+
