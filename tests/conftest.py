@@ -83,4 +83,3 @@ def start_router(loop_thread: LoopThread) -> Iterator[RouterFactory]:
     factory = RouterFactory(loop_thread)
     yield factory
     factory.close()
-

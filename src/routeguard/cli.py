@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -66,10 +66,8 @@ def simulate(
     from routeguard.simulator import run_simulator
 
     typer.echo(f"simulator on http://{host}:{port} (control API: /_sim/faults, /_sim/stats)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(run_simulator(host, port, seed=seed))
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
@@ -81,10 +79,8 @@ def demo(
     """Run the simulator and a router on free local ports and show live traffic."""
     from routeguard.ops.demo import run_demo
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(run_demo(duration_s=duration, rate=rate, seed=seed))
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:
@@ -92,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

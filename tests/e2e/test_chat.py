@@ -23,7 +23,9 @@ def one_group_config(sim: Simulator, **extra: str) -> str:
 
 def client_for(app, **kwargs) -> openai.OpenAI:
     port = app.port
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="client-key", max_retries=0, **kwargs)
+    return openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key="client-key", max_retries=0, **kwargs
+    )
 
 
 MESSAGES = [{"role": "user", "content": "Hello router, how are you today?"}]
@@ -39,7 +41,10 @@ def test_non_streaming_chat_with_openai_sdk(simulator, start_router):
     assert completion.choices[0].message.role == "assistant"
     assert completion.choices[0].message.content
     assert completion.usage is not None
-    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert (
+        completion.usage.total_tokens
+        == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
     # The router asked the simulator for the deployment's model, not the group name.
     assert completion.model == "sim-model-a"
     assert simulator.stats()["sim-a"].requests == 1
@@ -61,7 +66,8 @@ def test_streaming_chat_with_usage(simulator, start_router):
     assert text.strip()
     assert any(c.choices and c.choices[0].finish_reason == "stop" for c in chunks)
     usage_chunks = [c for c in chunks if c.usage is not None]
-    assert len(usage_chunks) == 1 and usage_chunks[0].choices == []
+    assert len(usage_chunks) == 1
+    assert usage_chunks[0].choices == []
     assert usage_chunks[0].usage.completion_tokens > 0
 
 
@@ -107,7 +113,9 @@ def test_weighted_split_follows_weights(simulator, start_router):
     client = client_for(app)
     served = collections.Counter()
     for _ in range(400):
-        raw = client.chat.completions.with_raw_response.create(model="gpt-4-turbo", messages=MESSAGES)
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4-turbo", messages=MESSAGES
+        )
         served[raw.headers["x-routeguard-deployment"]] += 1
     assert served["anthropic-claude-3-opus"] == 0
     # Seeded and sequential, so deterministic; the band still reflects the 70/30 weights.

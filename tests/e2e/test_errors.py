@@ -15,7 +15,9 @@ from routeguard.simulator import FaultSpec, Simulator
 MESSAGES = [{"role": "user", "content": "Hello router"}]
 
 
-def config(sim: Simulator, *, api_base: str | None = None, routing: str = "", server: str = "") -> str:
+def config(
+    sim: Simulator, *, api_base: str | None = None, routing: str = "", server: str = ""
+) -> str:
     base = api_base or sim.url("sim-a")
     return (
         f"server:\n  host: 127.0.0.1\n{server}"
@@ -30,7 +32,9 @@ def url(app) -> str:
 
 
 def client_for(app, **kwargs) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{app.port}/v1", api_key="k", max_retries=0, **kwargs)
+    return openai.OpenAI(
+        base_url=f"http://127.0.0.1:{app.port}/v1", api_key="k", max_retries=0, **kwargs
+    )
 
 
 def assert_openai_error(response: httpx.Response, status: int) -> dict:
@@ -78,11 +82,15 @@ def test_unknown_model_is_404_not_found_error(simulator, start_router):
 def test_body_over_limit_is_413(simulator, start_router):
     app = start_router(config(simulator, server="  max_body_bytes: 2048\n"))
     big = "x" * 4096
-    response = httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": [{"role": "user", "content": big}]})
+    response = httpx.post(
+        url(app), json={"model": "gpt-4-turbo", "messages": [{"role": "user", "content": big}]}
+    )
     error = assert_openai_error(response, 413)
     assert error["code"] == "request_too_large"
     # The router still serves after refusing.
-    assert httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": MESSAGES}).status_code == 200
+    assert (
+        httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": MESSAGES}).status_code == 200
+    )
 
 
 def test_unreachable_upstream_is_502(simulator, start_router):
@@ -106,7 +114,9 @@ def test_hanging_upstream_is_504(simulator, start_router):
 def test_upstream_client_error_passes_through(simulator, start_router):
     app = start_router(config(simulator))
     with pytest.raises(openai.BadRequestError) as caught:
-        client_for(app).chat.completions.create(model="gpt-4-turbo", messages=MESSAGES, temperature=7)
+        client_for(app).chat.completions.create(
+            model="gpt-4-turbo", messages=MESSAGES, temperature=7
+        )
     assert caught.value.param == "temperature"
     assert "temperature" in caught.value.message
 
@@ -125,24 +135,34 @@ def test_upstream_error_statuses(simulator, start_router, status, expected):
 def test_malformed_upstream_body_is_502(simulator, start_router):
     app = start_router(config(simulator))
     simulator.set_fault("sim-a", FaultSpec(malformed_rate=1.0))
-    error = assert_openai_error(httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": MESSAGES}), 502)
+    error = assert_openai_error(
+        httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": MESSAGES}), 502
+    )
     assert error["code"] == "upstream_bad_response"
 
 
 def test_upstream_reset_is_502(simulator, start_router):
     app = start_router(config(simulator))
     simulator.set_fault("sim-a", FaultSpec(reset=True))
-    assert_openai_error(httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": MESSAGES}), 502)
+    assert_openai_error(
+        httpx.post(url(app), json={"model": "gpt-4-turbo", "messages": MESSAGES}), 502
+    )
 
 
 def test_stream_cut_midway_ends_with_error_event(simulator, start_router):
     app = start_router(config(simulator))
     simulator.set_fault("sim-a", FaultSpec(disconnect_after_chunks=2))
-    stream = client_for(app).chat.completions.create(model="gpt-4-turbo", messages=MESSAGES, stream=True)
+    stream = client_for(app).chat.completions.create(
+        model="gpt-4-turbo", messages=MESSAGES, stream=True
+    )
     received = []
-    with pytest.raises(openai.APIError):
+
+    def consume() -> None:
         for chunk in stream:
             received.append(chunk)
+
+    with pytest.raises(openai.APIError):
+        consume()
     assert len(received) >= 1  # some content arrived before the failure was reported
 
 
@@ -158,8 +178,12 @@ def test_client_disconnect_mid_stream_cancels_upstream(simulator, start_router):
     app = start_router(config(simulator, routing="").replace("timeout_s: 5", "timeout_s: 120"))
     # A stream that would take minutes: one chunk per second.
     simulator.set_fault("sim-a", FaultSpec(chunk_delay_ms=1000))
-    body = {"model": "gpt-4-turbo", "stream": True, "max_tokens": 500,
-            "messages": [{"role": "user", "content": "word " * 200}]}
+    body = {
+        "model": "gpt-4-turbo",
+        "stream": True,
+        "max_tokens": 500,
+        "messages": [{"role": "user", "content": "word " * 200}],
+    }
     with httpx.stream("POST", url(app), json=body) as response:
         assert response.status_code == 200
         next(response.iter_raw())

@@ -64,7 +64,10 @@ def parse_config(text: str, name: str = "<config>", env: Mapping[str, str] | Non
 def interpolate_env(node: Any, env: Mapping[str, str], name: str, key: str = "") -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
     if isinstance(node, dict):
-        return {k: interpolate_env(v, env, name, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+        return {
+            k: interpolate_env(v, env, name, f"{key}.{k}" if key else str(k))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [interpolate_env(v, env, name, f"{key}[{i}]") for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:

@@ -10,6 +10,7 @@ translated here, once, into :class:`~routeguard.errors.UpstreamError` subclasses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -99,10 +100,8 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if not self.complete and self.error is None:
             # A body without length ends at EOF; anything else cut short is a failure.
-            try:
+            with contextlib.suppress(httptools.HttpParserError):
                 self.parser.feed_data(b"")
-            except httptools.HttpParserError:
-                pass
             if not self.complete:
                 self.error = UpstreamConnectionError("upstream closed the connection mid-answer")
         self._wake()
@@ -170,7 +169,9 @@ class UpstreamResponse:
     :meth:`close` drops it, which is also how a cancelled stream cancels the upstream request.
     """
 
-    def __init__(self, pool: UpstreamPool, origin: Origin, conn: _Conn, deadline: float, timeouts: Timeouts) -> None:
+    def __init__(
+        self, pool: UpstreamPool, origin: Origin, conn: _Conn, deadline: float, timeouts: Timeouts
+    ) -> None:
         self._pool = pool
         self._origin = origin
         self._conn = conn
@@ -217,7 +218,9 @@ class UpstreamResponse:
         remaining = self._deadline - self._conn.loop.time()
         if remaining <= 0:
             self.close()
-            raise UpstreamTimeoutError(f"upstream exceeded total timeout {self._timeouts.total_s:g}s")
+            raise UpstreamTimeoutError(
+                f"upstream exceeded total timeout {self._timeouts.total_s:g}s"
+            )
         return remaining
 
     def _finish(self) -> None:
@@ -241,7 +244,7 @@ class UpstreamPool:
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
-    async def request(
+    async def request(  # noqa: PLR0917 - positional on purpose: the hot path's one call
         self,
         origin: Origin,
         method: str,
@@ -284,7 +287,9 @@ class UpstreamPool:
             return UpstreamResponse(self, origin, conn, deadline, timeouts)
         raise UpstreamConnectionError("upstream closed the connection")  # pragma: no cover
 
-    async def _acquire(self, loop: asyncio.AbstractEventLoop, origin: Origin, connect_s: float) -> _Conn:
+    async def _acquire(
+        self, loop: asyncio.AbstractEventLoop, origin: Origin, connect_s: float
+    ) -> _Conn:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
@@ -302,9 +307,13 @@ class UpstreamPool:
                     server_hostname=origin.host if ssl_context else None,
                 )
         except TimeoutError as exc:
-            raise UpstreamTimeoutError(f"connecting to upstream timed out after {connect_s:g}s") from exc
+            raise UpstreamTimeoutError(
+                f"connecting to upstream timed out after {connect_s:g}s"
+            ) from exc
         except OSError as exc:
-            raise UpstreamConnectionError(f"cannot connect to upstream: {exc.strerror or exc}") from exc
+            raise UpstreamConnectionError(
+                f"cannot connect to upstream: {exc.strerror or exc}"
+            ) from exc
         return protocol
 
     def _release(self, origin: Origin, conn: _Conn) -> None:

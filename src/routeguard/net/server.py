@@ -20,10 +20,11 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import cast
 from http import HTTPStatus
+from typing import cast
 
 import httptools
+import orjson
 
 __all__ = [
     "Handler",
@@ -83,7 +84,9 @@ def _status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode("latin-1")
 
 
-def _head(status: int, content_type: str, headers: list[tuple[str, str]], keep_alive: bool) -> list[bytes]:
+def _head(
+    status: int, content_type: str, headers: list[tuple[str, str]], keep_alive: bool
+) -> list[bytes]:
     parts = [_status_line(status), b"content-type: ", content_type.encode("latin-1"), b"\r\n"]
     for name, value in headers:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
@@ -92,10 +95,16 @@ def _head(status: int, content_type: str, headers: list[tuple[str, str]], keep_a
     return parts
 
 
+def _error(message: str, error_type: str, code: str | None) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    )
+
+
 _ERROR_BODIES = {
-    400: b'{"error":{"message":"Malformed HTTP request","type":"invalid_request_error","param":null,"code":null}}',
-    413: b'{"error":{"message":"Request body too large","type":"invalid_request_error","param":null,"code":"request_too_large"}}',
-    500: b'{"error":{"message":"Internal server error","type":"api_error","param":null,"code":null}}',
+    400: _error("Malformed HTTP request", "invalid_request_error", None),
+    413: _error("Request body too large", "invalid_request_error", "request_too_large"),
+    500: _error("Internal server error", "api_error", None),
 }
 
 
@@ -128,6 +137,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._server.connections.discard(self)
+        if not self._server.connections:
+            self._server.drained.set()
         self._writable.set()
         if self._idle_handle is not None:
             self._idle_handle.cancel()
@@ -294,6 +305,7 @@ class HttpServer:
         self.connections: set[_Connection] = set()
         self.in_flight = 0
         self.closing = False
+        self.drained = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -318,9 +330,10 @@ class HttpServer:
             self._server.close()
         for connection in list(self.connections):
             connection.shutdown()
-        deadline = asyncio.get_running_loop().time() + drain_timeout_s
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
+        if self.connections:
+            self.drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), drain_timeout_s)
         for connection in list(self.connections):
             connection._close()
         if self._server is not None:

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from routeguard.config.loader import parse_config
 from routeguard.server.app import RouteGuardApp
-from routeguard.simulator import Simulator
+from routeguard.simulator import FaultSpec, Simulator
 
 __all__ = ["DemoStats", "demo_config", "run_demo"]
 
@@ -44,7 +44,9 @@ def demo_config(simulator: Simulator) -> str:
     lines = ["routing:", "  strategy: weighted", "  timeout_s: 10", "deployments:"]
     for name, provider, model, _ in DEMO_DEPLOYMENTS:
         api_base = simulator.url(name, "openai")
-        lines.append(f'  {name}: {{provider: {provider}, model: "{model}", api_base: "{api_base}"}}')
+        lines.append(
+            f'  {name}: {{provider: {provider}, model: "{model}", api_base: "{api_base}"}}'
+        )
     lines += ["weights:", f"  {DEMO_GROUP}:"]
     lines += [f"    {name}: {weight:g}" for name, _, _, weight in DEMO_DEPLOYMENTS]
     return "\n".join(lines) + "\n"
@@ -134,6 +136,8 @@ async def run_demo(
     console = console or Console()
     simulator = Simulator(seed=seed)
     await simulator.start()
+    # Provider-like pacing, so the live view shows latency a person would recognise.
+    simulator.set_fault("*", FaultSpec(latency_ms=60, jitter_ms=60, chunk_delay_ms=10))
     app = RouteGuardApp(parse_config(demo_config(simulator), "<demo>"), rng=random.Random(seed))
     port = await app.start("127.0.0.1", 0)
     weights = {name: weight for name, _, _, weight in DEMO_DEPLOYMENTS}
@@ -142,12 +146,16 @@ async def run_demo(
     tasks: set[asyncio.Task[None]] = set()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            with Live(_view(stats, weights, port, simulator.port), console=console, refresh_per_second=4) as live:
+            with Live(
+                _view(stats, weights, port, simulator.port), console=console, refresh_per_second=4
+            ) as live:
                 number = 0
                 deadline = None if duration_s is None else time.monotonic() + duration_s
                 while deadline is None or time.monotonic() < deadline:
                     number += 1
-                    task = asyncio.create_task(_one_request(session, url, number % 3 == 0, stats, number))
+                    task = asyncio.create_task(
+                        _one_request(session, url, number % 3 == 0, stats, number)
+                    )
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                     await asyncio.sleep(1 / rate)
@@ -161,4 +169,9 @@ async def run_demo(
         with contextlib.suppress(Exception):
             await app.close(drain_timeout_s=2)
         await simulator.stop()
+    console.print(
+        f"demo finished: {stats.total} requests ({stats.streams} streamed), "
+        f"client-visible errors: {sum(stats.errors.values())}"
+        + (f" {dict(stats.errors)}" if stats.errors else "")
+    )
     return stats

@@ -55,9 +55,9 @@ class ChatResult:
 class ChatStream(abc.ABC):
     """An opened stream: the upstream accepted the request and the answer is flowing.
 
-    Iterating yields OpenAI SSE bytes cut at event boundaries (``data: {...}\\n\\n``), ending with
-    ``data: [DONE]\\n\\n``. A failure mid-stream raises an :class:`~routeguard.errors.UpstreamError`.
-    ``aclose`` abandons the upstream request.
+    Iterating yields OpenAI SSE bytes cut at event boundaries (``data: {...}`` and a blank
+    line), ending with ``data: [DONE]``. A failure mid-stream raises an
+    :class:`~routeguard.errors.UpstreamError`. ``aclose`` abandons the upstream request.
     """
 
     @abc.abstractmethod

@@ -38,7 +38,12 @@ class OpenAIProvider(Provider):
         endpoint = self.endpoint
         try:
             response = await self.pool.request(
-                endpoint.origin, "POST", path, self._headers(), self._body(payload), endpoint.timeouts
+                endpoint.origin,
+                "POST",
+                path,
+                self._headers(),
+                self._body(payload),
+                endpoint.timeouts,
             )
             if response.status >= 400:
                 raise status_error(response.status, await response.read(), response.headers)

@@ -36,7 +36,9 @@ class RouteGuardApp:
     async def handle(self, request: Request) -> Response | StreamingResponse:
         return await self.routes.dispatch(request)
 
-    async def start(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> int:
+    async def start(
+        self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
+    ) -> int:
         """Start listening; returns the bound port."""
         bind_host = self.config.server.host if host is None else host
         bind_port = self.config.server.port if port is None else port

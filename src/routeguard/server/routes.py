@@ -50,7 +50,12 @@ class Routes:
             {
                 "object": "list",
                 "data": [
-                    {"id": name, "object": "model", "created": int(started_at), "owned_by": "routeguard"}
+                    {
+                        "id": name,
+                        "object": "model",
+                        "created": int(started_at),
+                        "owned_by": "routeguard",
+                    }
                     for name in router.groups
                 ],
             }
@@ -69,10 +74,16 @@ class Routes:
     async def dispatch(self, request: Request) -> Response | StreamingResponse:
         methods = self.table.get(request.path)
         if methods is None:
-            return _plain_error(404, f"Unknown path {request.path}", "invalid_request_error", "not_found")
+            return _plain_error(
+                404, f"Unknown path {request.path}", "invalid_request_error", "not_found"
+            )
         route = methods.get(request.method)
         if route is None:
-            response = _plain_error(405, f"Method {request.method} not allowed on {request.path}", "invalid_request_error")
+            response = _plain_error(
+                405,
+                f"Method {request.method} not allowed on {request.path}",
+                "invalid_request_error",
+            )
             response.headers.append(("allow", ", ".join(methods)))
             return response
         try:
@@ -119,7 +130,9 @@ async def _relay(stream: ChatStream) -> AsyncIterator[bytes]:
         async for chunk in stream:
             yield chunk
     except UpstreamError as exc:
-        log.warning("stream failed mid-answer: %s", exc.message, extra={"deployment": exc.deployment})
+        log.warning(
+            "stream failed mid-answer: %s", exc.message, extra={"deployment": exc.deployment}
+        )
         yield sse_error_event(exc)
     finally:
         await stream.aclose()

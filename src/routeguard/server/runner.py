@@ -24,7 +24,12 @@ log = logging.getLogger("routeguard")
 
 
 async def serve_forever(
-    config_path: Path, host: str | None, port: int | None, *, reuse_port: bool = False, drain_timeout_s: float = 10.0
+    config_path: Path,
+    host: str | None,
+    port: int | None,
+    *,
+    reuse_port: bool = False,
+    drain_timeout_s: float = 10.0,
 ) -> None:
     config = load_config(config_path)
     app = RouteGuardApp(config)

@@ -48,7 +48,9 @@ def _load_object(body: bytes) -> dict[str, Any]:
 def _model(data: dict[str, Any]) -> str:
     model = data.get("model")
     if not isinstance(model, str) or not model:
-        raise InvalidRequestError("'model' is required and must be a non-empty string.", param="model")
+        raise InvalidRequestError(
+            "'model' is required and must be a non-empty string.", param="model"
+        )
     return model
 
 

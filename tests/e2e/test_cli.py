@@ -1,0 +1,119 @@
+"""The ``routeguard`` command as a user runs it: real processes, real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+
+ROUTEGUARD = [sys.executable, "-m", "routeguard.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, deadline_s: float = 30) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port}")
+
+
+def test_check_config_accepts_the_example():
+    example = Path(__file__).parents[2] / "src/routeguard/examples/router.yaml"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-x", "AZURE_API_KEY": "a", "ANTHROPIC_API_KEY": "b"}
+    result = subprocess.run(
+        [*ROUTEGUARD, "check-config", str(example)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+    assert "gpt-4-turbo" in result.stdout
+
+
+def test_bad_config_stops_serve_with_one_clear_line(tmp_path):
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "deployments:\n  a: {provider: openai, model: m, api_key: 'sk-live-SECRET'}\n"
+        "weights:\n  g: {a: 1, b: 2}\n"
+    )
+    result = subprocess.run(
+        [*ROUTEGUARD, "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{path}: weights.g.b: names no deployment defined under deployments" in result.stderr
+    assert "SECRET" not in result.stderr + result.stdout
+
+
+def test_serve_and_simulate_processes_then_sigterm(tmp_path):
+    sim_port, router_port = free_port(), free_port()
+    sim = subprocess.Popen(
+        [*ROUTEGUARD, "simulate", "--port", str(sim_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        f'deployments:\n  local: {{provider: vllm, model: llama, api_base: "http://127.0.0.1:{sim_port}/local/v1"}}\n'
+        "weights:\n  llama-3.1-8b-instruct: {local: 100}\n"
+    )
+    router = subprocess.Popen(
+        [*ROUTEGUARD, "serve", "--config", str(path), "--port", str(router_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(sim_port, sim)
+        wait_for_port(router_port, router)
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{router_port}/v1", api_key="x", max_retries=0
+        )
+        reply = client.chat.completions.create(
+            model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert reply.choices[0].message.content
+        router.send_signal(signal.SIGTERM)
+        assert router.wait(timeout=30) == 0
+    finally:
+        for process in (router, sim):
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+            if process.stderr:
+                process.stderr.close()
+
+
+def test_demo_runs_and_reports_no_errors():
+    result = subprocess.run(
+        [*ROUTEGUARD, "demo", "--duration", "3", "--rate", "20", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for name in ("openai-gpt4-turbo", "azure-gpt4-turbo", "vllm-local"):
+        assert name in out
+    assert "client-visible errors: 0" in out
