@@ -14,7 +14,8 @@ classifies errors by message text.
     │   ├── InvalidRequestError         400 invalid_request_error
     │   ├── ModelNotFoundError          404 model_not_found
     │   └── PayloadTooLargeError        413 request body over the configured limit
-    ├── NoDeploymentAvailableError      503 the group has nothing routable
+    ├── NoDeploymentAvailableError      503 the group has nothing routable (Retry-After)
+    ├── AttemptsFailedError             every attempt failed: the last one's status, all listed
     └── UpstreamError                   an attempt at one deployment failed
         ├── UpstreamConnectionError     502 refused / reset / DNS: retryable
         ├── UpstreamTimeoutError        504 connect, first byte, idle or total: retryable
@@ -25,6 +26,7 @@ classifies errors by message text.
 from __future__ import annotations
 
 __all__ = [
+    "AttemptsFailedError",
     "ClientError",
     "ConfigError",
     "InvalidRequestError",
@@ -90,6 +92,34 @@ class PayloadTooLargeError(ClientError):
     code = "request_too_large"
 
 
+class AttemptsFailedError(RouteGuardError):
+    """Every attempt failed; the client sees the last failure, and the message lists them all.
+
+    Status, type, code and headers are the last attempt's, so an SDK reacts to the kind of
+    failure (a 429 stays a 429 with its ``Retry-After``); the message names every deployment
+    tried and what it answered, which is what an operator needs from a single log line.
+    """
+
+    def __init__(self, failures: list[RouteGuardError]) -> None:
+        last = failures[-1]
+        parts = [f"{_where(error)}{error.message}" for error in failures]
+        super().__init__(f"All {len(failures)} attempts failed: " + "; ".join(parts))
+        self.failures = failures
+        self.status = last.status
+        self.error_type = last.error_type
+        self.code = last.code
+        self.param = last.param
+        self.last = last
+
+    def headers(self) -> list[tuple[str, str]]:
+        return self.last.headers()
+
+
+def _where(error: RouteGuardError) -> str:
+    deployment = getattr(error, "deployment", "")
+    return f"[{deployment}] " if deployment else ""
+
+
 class NoDeploymentAvailableError(RouteGuardError):
     """Nothing in the model group can take the request right now."""
 
@@ -122,8 +152,20 @@ class UpstreamError(RouteGuardError):
 
 
 class UpstreamConnectionError(UpstreamError):
+    """The upstream could not be reached, or dropped the connection.
+
+    ``refused`` marks an active refusal (nothing listening): a run of those opens the breaker at
+    once, since the deployment is plainly down.
+    """
+
     code = "upstream_unreachable"
     reason = "connection"
+
+    def __init__(
+        self, message: str, *, deployment: str = "", provider: str = "", refused: bool = False
+    ) -> None:
+        super().__init__(message, deployment=deployment, provider=provider)
+        self.refused = refused
 
 
 class UpstreamTimeoutError(UpstreamError):
@@ -167,8 +209,8 @@ class UpstreamStatusError(UpstreamError):
         self.code = code
         self.retry_after_s = retry_after_s
         self.error_type = error_type or _default_type(status)
-        self.reason = _reason_for(status)
-        self.retryable = status in (408, 409, 429) or status >= 500
+        self.reason = _reason_for(status, code)
+        self.retryable = self.reason in _RETRYABLE_REASONS or status in (408, 409)
 
     def headers(self) -> list[tuple[str, str]]:
         if self.retry_after_s is None:
@@ -186,7 +228,19 @@ def _default_type(status: int) -> str:
     return "api_error"
 
 
-def _reason_for(status: int) -> str:
+_RETRYABLE_REASONS = frozenset({"rate_limit", "overloaded", "server_error"})
+
+# Structured error codes (never message text) that mark a request too long for the model, or
+# refused by a content filter: the client's problem, answered by dedicated fallbacks if any.
+CONTEXT_WINDOW_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+CONTENT_POLICY_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+
+def _reason_for(status: int, code: str | None = None) -> str:
+    if code in CONTEXT_WINDOW_CODES:
+        return "context_window"
+    if code in CONTENT_POLICY_CODES:
+        return "content_policy"
     if status in (401, 403):
         return "auth"
     if status == 429:

@@ -5,30 +5,22 @@ from __future__ import annotations
 import collections
 import random
 
-from routeguard.config.schema import DeploymentConfig, RoutingConfig
+from routeguard.config.loader import parse_config
 from routeguard.net.client import UpstreamPool
-from routeguard.providers.registry import build_endpoint, build_provider
-from routeguard.routing.groups import Deployment, ModelGroup
+from routeguard.routing.groups import ModelGroup, build_groups
+from routeguard.routing.runtime import RuntimeRegistry
 from routeguard.routing.strategies import WeightedStrategy
 
 
 def group(weights: dict[str, float]) -> ModelGroup:
-    pool = UpstreamPool()
-    members = tuple(
-        Deployment(
-            name,
-            build_provider(
-                build_endpoint(
-                    name,
-                    DeploymentConfig(provider="vllm", model="m", api_base="http://127.0.0.1:1/v1"),
-                    RoutingConfig(),
-                ),
-                pool,
-            ),
-        )
+    text = "deployments:\n" + "".join(
+        f'  {name}: {{provider: vllm, model: m, api_base: "http://127.0.0.1:1/v1"}}\n'
         for name in weights
-    )
-    return ModelGroup("g", members, tuple(weights.values()))
+    ) + "weights:\n  g:\n" + "".join(f"    {name}: {w}\n" for name, w in weights.items())
+    config = parse_config(text)
+    runtimes = RuntimeRegistry()
+    runtimes.sync(config)
+    return build_groups(config, UpstreamPool(), runtimes)["g"]
 
 
 def test_first_choice_is_proportional_to_weight():

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 ProviderName = Literal["openai", "vllm", "azure", "anthropic"]
-Strategy = Literal["weighted"]
+Strategy = Literal["weighted", "latency", "least-busy", "cost"]
 
 
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -32,14 +32,37 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class RoutingConfig(_Frozen):
     """How the router picks and guards deployments; defaults for every deployment."""
 
     strategy: Strategy = "weighted"
-    timeout_s: float = Field(default=30.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Timeouts. timeout_s bounds a whole non-streaming answer and, unless set apart, the wait for
+    # the first byte and the gap between stream chunks; streams as a whole get stream_timeout_s.
+    timeout_s: Seconds = 30.0
+    connect_timeout_s: Seconds = 5.0
+    first_byte_timeout_s: Seconds | None = None
+    stream_idle_timeout_s: Seconds | None = None
+    stream_timeout_s: Seconds = 600.0
+    # Retries: on another deployment of the group, with jittered exponential backoff, all within
+    # request_timeout_s (attempts and backoff together).
+    num_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float = Field(default=0.05, ge=0)
+    retry_backoff_max_s: float = Field(default=1.0, ge=0)
+    request_timeout_s: Seconds = 120.0
+    # Circuit breakers, per deployment (each may override the rate and cooldown).
     circuit_breaker_error_rate: float = Field(default=0.25, gt=0, le=1)
-    cooldown_s: float = Field(default=60.0, gt=0)
+    circuit_breaker_window_s: Seconds = 30.0
+    circuit_breaker_min_requests: int = Field(default=10, ge=1)
+    half_open_probes: int = Field(default=1, ge=1)
+    cooldown_s: Seconds = 60.0
+    rate_limit_cooldown_s: Seconds = 5.0
+    # Capacity: the process-wide cap on requests in flight; past it, fast 503s.
+    max_in_flight: int = Field(default=2048, ge=1)
+    # latency strategy: choose at random among deployments within this fraction of the fastest.
+    latency_buffer: float = Field(default=0.2, ge=0)
 
 
 class DeploymentConfig(_Frozen):
@@ -49,7 +72,19 @@ class DeploymentConfig(_Frozen):
     model: str = Field(min_length=1)
     api_base: str | None = None
     api_key: SecretStr | None = None
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: Seconds | None = None
+    connect_timeout_s: Seconds | None = None
+    first_byte_timeout_s: Seconds | None = None
+    stream_idle_timeout_s: Seconds | None = None
+    circuit_breaker_error_rate: float | None = Field(default=None, gt=0, le=1)
+    cooldown_s: Seconds | None = None
+    max_parallel_requests: int | None = Field(default=None, ge=1)
+    max_queue: int | None = Field(default=None, ge=0)
+    queue_timeout_s: Seconds = 5.0
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    input_cost_per_token: float = Field(default=0.0, ge=0)
+    output_cost_per_token: float = Field(default=0.0, ge=0)
     api_version: str | None = None
     azure_deployment: str | None = None
     max_tokens: int | None = Field(default=None, gt=0)
@@ -88,6 +123,9 @@ class Config(_Frozen):
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    content_policy_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """Cross-references the schema alone cannot check, as ``(key path, reason)`` pairs."""
@@ -100,9 +138,51 @@ class Config(_Frozen):
                     problems.append(
                         (f"weights.{group}.{name}", "names no deployment defined under deployments")
                     )
+        for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            problems.extend(self._fallback_problems(kind, getattr(self, kind)))
         for name, deployment in self.deployments.items():
             if deployment.api_base is None and deployment.provider in ("vllm", "azure"):
                 problems.append(
                     (f"deployments.{name}.api_base", f"required for provider {deployment.provider}")
                 )
         return problems
+
+    def _fallback_problems(self, kind: str, table: dict[str, list[str]]) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for group, targets in table.items():
+            if group not in self.weights:
+                problems.append((f"{kind}.{group}", "names no model group defined under weights"))
+            for index, target in enumerate(targets):
+                if target not in self.weights:
+                    problems.append(
+                        (f"{kind}.{group}[{index}]", f"names no model group {target!r} under weights")
+                    )
+                elif target == group:
+                    problems.append((f"{kind}.{group}[{index}]", "a group cannot fall back to itself"))
+        cycle = _find_cycle(table)
+        if cycle:
+            problems.append((f"{kind}.{cycle[0]}", "fallback cycle: " + " -> ".join(cycle)))
+        return problems
+
+
+def _find_cycle(table: dict[str, list[str]]) -> list[str] | None:
+    """A fallback cycle (A -> B -> A) as a path, or None; fallbacks are followed transitively."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        for target in table.get(node, []):
+            found = visit(target, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    for start in table:
+        found = visit(start, [])
+        if found and len(found) > 2:
+            return found
+    return None

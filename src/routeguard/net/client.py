@@ -312,7 +312,8 @@ class UpstreamPool:
             ) from exc
         except OSError as exc:
             raise UpstreamConnectionError(
-                f"cannot connect to upstream: {exc.strerror or exc}"
+                f"cannot connect to upstream: {exc.strerror or exc}",
+                refused=isinstance(exc, ConnectionRefusedError),
             ) from exc
         return protocol
 

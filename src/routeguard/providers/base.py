@@ -30,7 +30,11 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Everything an adapter needs to reach one deployment, resolved from config at load time."""
+    """Everything an adapter needs to reach one deployment, resolved from config at load time.
+
+    ``timeouts`` bound a whole answer; ``stream_timeouts`` differ only in the total, since a
+    stream may legitimately run far longer than any single gap in it.
+    """
 
     deployment: str
     provider: str
@@ -38,6 +42,7 @@ class Endpoint:
     origin: Origin
     api_key: str | None
     timeouts: Timeouts
+    stream_timeouts: Timeouts
     api_version: str | None = None
     azure_deployment: str | None = None
     default_max_tokens: int | None = None
@@ -58,7 +63,10 @@ class ChatStream(abc.ABC):
     Iterating yields OpenAI SSE bytes cut at event boundaries (``data: {...}`` and a blank
     line), ending with ``data: [DONE]``. A failure mid-stream raises an
     :class:`~routeguard.errors.UpstreamError`. ``aclose`` abandons the upstream request.
+    ``usage`` is set once the provider has reported token usage (the stream's last chunks).
     """
+
+    usage: Usage | None = None
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[bytes]: ...

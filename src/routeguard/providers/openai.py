@@ -34,7 +34,9 @@ class OpenAIProvider(Provider):
     def _body(self, payload: dict[str, Any]) -> bytes:
         return orjson.dumps({**payload, "model": self.endpoint.model})
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> UpstreamResponse:
+    async def _post(
+        self, path: str, payload: dict[str, Any], *, stream: bool = False
+    ) -> UpstreamResponse:
         endpoint = self.endpoint
         try:
             response = await self.pool.request(
@@ -43,7 +45,7 @@ class OpenAIProvider(Provider):
                 path,
                 self._headers(),
                 self._body(payload),
-                endpoint.timeouts,
+                endpoint.stream_timeouts if stream else endpoint.timeouts,
             )
             if response.status >= 400:
                 raise status_error(response.status, await response.read(), response.headers)
@@ -78,7 +80,7 @@ class OpenAIProvider(Provider):
         return ChatResult(body, _usage(data.get("usage")))
 
     async def open_chat_stream(self, request: ChatRequest) -> ChatStream:
-        response = await self._post("/chat/completions", request.payload)
+        response = await self._post("/chat/completions", request.payload, stream=True)
         return _OpenAIStream(response, self.endpoint.deployment, self.endpoint.provider)
 
     async def embed(self, request: EmbeddingRequest) -> bytes:
@@ -111,9 +113,12 @@ class _OpenAIStream(ChatStream):
                     pending = data
                     continue
                 pending = data[cut:]
-                if not done and _DONE in data:
+                events = data[:cut] if pending else data
+                if not done and _DONE in events:
                     done = True
-                yield data[:cut] if pending else data
+                if b'"usage"' in events:
+                    self._capture_usage(events)
+                yield events
         except UpstreamError as exc:
             exc.deployment, exc.provider = self._deployment, self._provider
             raise
@@ -123,6 +128,18 @@ class _OpenAIStream(ChatStream):
                 deployment=self._deployment,
                 provider=self._provider,
             )
+
+    def _capture_usage(self, events: bytes) -> None:
+        """Read token usage from the usage chunk; only events that mention it are parsed."""
+        for event in events.split(b"\n\n"):
+            if b'"usage"' in event and event.startswith(b"data: {"):
+                try:
+                    data = orjson.loads(event[6:])
+                except orjson.JSONDecodeError:
+                    continue
+                usage = _usage(data.get("usage")) if isinstance(data, dict) else None
+                if usage is not None:
+                    self.usage = usage
 
     async def aclose(self) -> None:
         self._response.close()

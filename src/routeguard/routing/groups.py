@@ -13,6 +13,7 @@ from routeguard.config.schema import Config
 from routeguard.net.client import UpstreamPool
 from routeguard.providers.base import Provider
 from routeguard.providers.registry import build_endpoint, build_provider
+from routeguard.routing.runtime import DeploymentRuntime, RuntimeRegistry
 
 __all__ = ["Deployment", "ModelGroup", "build_groups"]
 
@@ -23,10 +24,18 @@ class Deployment:
 
     name: str
     provider: Provider
+    runtime: DeploymentRuntime
+    input_cost_per_token: float = 0.0
+    output_cost_per_token: float = 0.0
 
     @property
     def provider_name(self) -> str:
         return self.provider.endpoint.provider
+
+    @property
+    def cost_per_token(self) -> float:
+        """A blended price for ranking: input and output tokens weighted alike."""
+        return self.input_cost_per_token + self.output_cost_per_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +50,26 @@ class ModelGroup:
     def routable(self) -> bool:
         return any(weight > 0 for weight in self.weights)
 
+    def positive_members(self) -> list[Deployment]:
+        """Members that may get traffic: weight 0 means none, whatever the strategy."""
+        return [m for m, w in zip(self.members, self.weights, strict=True) if w > 0]
 
-def build_groups(config: Config, pool: UpstreamPool) -> dict[str, ModelGroup]:
-    """One adapter per deployment (shared by every group that names it), grouped by weights."""
+
+def build_groups(
+    config: Config, pool: UpstreamPool, runtimes: RuntimeRegistry
+) -> dict[str, ModelGroup]:
+    """One adapter per deployment (shared by every group that names it), grouped by weights.
+
+    ``runtimes`` must already be synced with ``config``; each deployment is bound to its state.
+    """
     deployments: Mapping[str, Deployment] = {
-        name: Deployment(name, build_provider(build_endpoint(name, cfg, config.routing), pool))
+        name: Deployment(
+            name,
+            build_provider(build_endpoint(name, cfg, config.routing), pool),
+            runtimes[name],
+            cfg.input_cost_per_token,
+            cfg.output_cost_per_token,
+        )
         for name, cfg in config.deployments.items()
     }
     return {

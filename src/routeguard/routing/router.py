@@ -2,46 +2,179 @@
 
 Free of any web framework: it takes typed requests and returns typed results, raising
 :mod:`routeguard.errors` exceptions that the server turns into OpenAI-shaped answers.
+
+How one request is served (every provider alike):
+
+1. The strategy orders the group's deployments (weight 0 never appears).
+2. The first candidate whose breaker admits it, with a free concurrency slot and under its
+   rpm/tpm, gets the attempt. If none can take it now, the request waits in the queue of a
+   saturated one (bounded), or the group is unavailable: all breakers open (503 with
+   ``Retry-After`` at the soonest half-open time) or all saturated (429 with ``Retry-After``).
+3. A retryable failure is retried on another deployment (never the one that just failed when
+   another is there), up to ``num_retries`` times, after a jittered exponential backoff, all
+   within the request's overall deadline. A client error is returned at once.
+4. When the group cannot serve, its fallback groups are tried in order: ``fallbacks`` for
+   outages, ``context_window_fallbacks`` and ``content_policy_fallbacks`` for those errors.
+5. A stream counts as served only once its first chunk has arrived, so a stream that fails
+   before its first byte is retried or failed over exactly like a plain request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
-from routeguard.errors import ModelNotFoundError, NoDeploymentAvailableError
-from routeguard.providers.base import ChatResult, ChatStream
+from routeguard.config.schema import Config
+from routeguard.errors import (
+    AttemptsFailedError,
+    ClientError,
+    ModelNotFoundError,
+    NoDeploymentAvailableError,
+    RouteGuardError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from routeguard.providers.base import ChatResult, ChatStream, Usage
+from routeguard.resilience import (
+    Backoff,
+    BreakerState,
+    Clock,
+    Outcome,
+    Permit,
+    SaturatedError,
+    monotonic,
+)
 from routeguard.routing.groups import Deployment, ModelGroup
+from routeguard.routing.outcome import classify
+from routeguard.routing.runtime import DeploymentRuntime
 from routeguard.routing.strategies import Strategy
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
-__all__ = ["Routed", "Router"]
+__all__ = ["NullHooks", "Routed", "Router", "RouterHooks", "RouterSettings"]
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Routed(Generic[T]):
-    """A result and the deployment that produced it."""
+    """A result, the deployment that produced it, and how many attempts it took."""
 
     value: T
     deployment: Deployment
     attempts: int = 1
+    group: str = ""
+
+
+class RouterHooks(Protocol):
+    """What the router reports as it works; metrics and logs implement it."""
+
+    def attempt_finished(
+        self,
+        group: str,
+        deployment: Deployment,
+        error: RouteGuardError | None,
+        upstream_s: float,
+        ttft_s: float | None,
+        usage: Usage | None,
+    ) -> None: ...
+
+    def retried(self, group: str) -> None: ...
+
+    def fell_back(self, group: str, to_group: str) -> None: ...
+
+
+class NullHooks:
+    """Reports nowhere; the default, and what unit tests use."""
+
+    def attempt_finished(
+        self,
+        group: str,
+        deployment: Deployment,
+        error: RouteGuardError | None,
+        upstream_s: float,
+        ttft_s: float | None,
+        usage: Usage | None,
+    ) -> None:
+        return None
+
+    def retried(self, group: str) -> None:
+        return None
+
+    def fell_back(self, group: str, to_group: str) -> None:
+        return None
+
+
+def _chains(table: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """Follow fallbacks transitively (A -> [B], B -> [C] gives A -> B, C), without repeats."""
+    chains: dict[str, tuple[str, ...]] = {}
+    for start in table:
+        order: list[str] = []
+        frontier = list(table[start])
+        while frontier:
+            group = frontier.pop(0)
+            if group != start and group not in order:
+                order.append(group)
+                frontier.extend(table.get(group, []))
+        chains[start] = tuple(order)
+    return chains
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """The routing knobs, resolved from config once."""
+
+    num_retries: int = 2
+    backoff: Backoff = field(default_factory=Backoff)
+    request_timeout_s: float = 120.0
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    context_window_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    content_policy_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RouterSettings:
+        routing = config.routing
+        return cls(
+            num_retries=routing.num_retries,
+            backoff=Backoff(base_s=routing.retry_backoff_s, max_s=routing.retry_backoff_max_s),
+            request_timeout_s=routing.request_timeout_s,
+            fallbacks=_chains(config.fallbacks),
+            context_window_fallbacks=_chains(config.context_window_fallbacks),
+            content_policy_fallbacks=_chains(config.content_policy_fallbacks),
+        )
+
+
+Attempt = Callable[[Deployment], Awaitable[T]]
 
 
 class Router:
-    """Picks a deployment for each request with ``strategy`` and calls its adapter."""
+    """Serves requests over model groups with retries, breakers, limits and fallbacks."""
 
-    def __init__(self, groups: Mapping[str, ModelGroup], strategy: Strategy) -> None:
+    def __init__(
+        self,
+        groups: Mapping[str, ModelGroup],
+        strategy: Strategy,
+        settings: RouterSettings | None = None,
+        *,
+        hooks: RouterHooks | None = None,
+        clock: Clock = monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self.groups = dict(groups)
         self.strategy = strategy
+        self.settings = settings or RouterSettings()
+        self.hooks: RouterHooks = hooks or NullHooks()
+        self.clock = clock
+        self._rng = rng or random.Random()
 
     def group(self, name: str) -> ModelGroup:
         group = self.groups.get(name)
         if group is None:
             raise ModelNotFoundError(
-                f"The model '{name}' does not exist or you do not have access to it.", param="model"
+                f"The model '{name}' does not exist or you do not have access to it.",
+                param="model",
             )
         return group
 
@@ -51,19 +184,315 @@ class Router:
         candidates = self.strategy.order(group)
         if not candidates:
             raise NoDeploymentAvailableError(
-                f"Model group '{name}' has no deployment with a positive weight: all weights are 0."
+                f"Model group '{name}' has no deployment with a positive weight: "
+                "all weights are 0."
             )
         return candidates
 
-    async def _route(self, model: str, call: Callable[[Deployment], Awaitable[T]]) -> Routed[T]:
-        deployment = self.plan(model)[0]
-        return Routed(await call(deployment), deployment)
-
+    # -- public API ----------------------------------------------------------------------------
     async def chat(self, request: ChatRequest) -> Routed[ChatResult]:
-        return await self._route(request.model, lambda d: d.provider.chat(request))
+        return await self._serve(request.model, lambda d: self._call_chat(d, request))
 
     async def open_chat_stream(self, request: ChatRequest) -> Routed[ChatStream]:
-        return await self._route(request.model, lambda d: d.provider.open_chat_stream(request))
+        return await self._serve(request.model, lambda d: d.provider.open_chat_stream(request))
 
     async def embed(self, request: EmbeddingRequest) -> Routed[bytes]:
-        return await self._route(request.model, lambda d: d.provider.embed(request))
+        return await self._serve(request.model, lambda d: d.provider.embed(request))
+
+    @staticmethod
+    async def _call_chat(deployment: Deployment, request: ChatRequest) -> ChatResult:
+        return await deployment.provider.chat(request)
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def _serve(self, model: str, call: Attempt[T]) -> Routed[T]:
+        self.group(model)
+        deadline = self.clock() + self.settings.request_timeout_s
+        failures: list[RouteGuardError] = []
+        group_name = model
+        tried_groups = {model}
+        while True:
+            try:
+                routed = await self._serve_group(group_name, call, deadline, failures)
+            except RouteGuardError as exc:
+                next_group = self._next_fallback(model, exc, tried_groups)
+                if next_group is None:
+                    raise _final(exc, failures) from None
+                self.hooks.fell_back(group_name, next_group)
+                tried_groups.add(next_group)
+                group_name = next_group
+                continue
+            return routed
+
+    def _next_fallback(self, model: str, exc: RouteGuardError, tried: set[str]) -> str | None:
+        reason = getattr(exc, "reason", None)
+        if isinstance(exc, AttemptsFailedError):
+            reason = getattr(exc.last, "reason", None)
+        if reason == "context_window":
+            chain = self.settings.context_window_fallbacks.get(model, ())
+        elif reason == "content_policy":
+            chain = self.settings.content_policy_fallbacks.get(model, ())
+        elif isinstance(exc, ClientError | ModelNotFoundError) or (
+            isinstance(exc, UpstreamError) and not exc.retryable
+        ):
+            return None
+        else:
+            chain = self.settings.fallbacks.get(model, ())
+        for group in chain:
+            if group not in tried:
+                return group
+        return None
+
+    async def _serve_group(
+        self, name: str, call: Attempt[T], deadline: float, failures: list[RouteGuardError]
+    ) -> Routed[T]:
+        candidates = self.plan(name)
+        tried: list[Deployment] = []
+        group_failures: list[RouteGuardError] = []
+        for attempt in range(self.settings.num_retries + 1):
+            if attempt:
+                self.hooks.retried(name)
+                await self._backoff(attempt, deadline, group_failures[-1])
+            deployment, permit = await self._admit(name, candidates, tried, deadline)
+            try:
+                value = await self._attempt(name, deployment, permit, call, deadline)
+            except UpstreamError as exc:
+                failures.append(exc)
+                group_failures.append(exc)
+                if not exc.retryable:
+                    raise
+                tried.append(deployment)
+                continue
+            return Routed(value, deployment, len(failures) + 1, name)
+        raise AttemptsFailedError(group_failures)
+
+    async def _backoff(self, attempt: int, deadline: float, last: RouteGuardError) -> None:
+        delay = self.settings.backoff.delay(attempt, self._rng)
+        if self.clock() + delay >= deadline:
+            raise last
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    # -- admission -----------------------------------------------------------------------------
+    async def _admit(
+        self, name: str, candidates: list[Deployment], tried: list[Deployment], deadline: float
+    ) -> tuple[Deployment, Permit]:
+        """Pick the deployment for the next attempt and take its slot and breaker permit."""
+        last = tried[-1] if tried else None
+        fresh = [d for d in candidates if d not in tried]
+        again = [d for d in candidates if d in tried and d is not last]
+        order = fresh + again + ([last] if last is not None else [])
+        for deployment in order:
+            permit = _try_take(deployment)
+            if permit is not None:
+                return deployment, permit
+        return await self._wait_for_slot(name, order, deadline)
+
+    async def _wait_for_slot(
+        self, name: str, order: list[Deployment], deadline: float
+    ) -> tuple[Deployment, Permit]:
+        """Nothing can take the request now: queue for a saturated deployment, or give up."""
+        runtimes = [d.runtime for d in order]
+        queueable = [
+            d
+            for d in order
+            if d.runtime.breaker.available()
+            and (d.runtime.rate is None or d.runtime.rate.retry_after() is None)
+            and not d.runtime.limiter.queue_full
+        ]
+        if queueable:
+            deployment = min(queueable, key=lambda d: d.runtime.limiter.queued)
+            limiter = deployment.runtime.limiter
+            remaining = max(0.0, deadline - self.clock())
+            await limiter.acquire(min(limiter.queue_timeout_s, remaining))
+            permit = deployment.runtime.breaker.try_acquire()
+            if permit is not None:
+                return deployment, permit
+            limiter.release()
+        now = self.clock()
+        broken = [r for r in runtimes if r.breaker.state is not BreakerState.CLOSED]
+        if len(broken) == len(runtimes):
+            reopen = [at for r in runtimes if (at := r.breaker.retry_at()) is not None]
+            raise NoDeploymentAvailableError(
+                f"Model group '{name}' is unavailable: the circuit breaker of every deployment "
+                "is open.",
+                retry_after_s=max(0.0, min(reopen) - now) if reopen else None,
+            )
+        waits = [_wait_s(r, now) for r in runtimes if r.breaker.state is BreakerState.CLOSED]
+        raise SaturatedError(
+            f"Model group '{name}' is at capacity: every deployment is busy, rate-limited by "
+            "its provider, or over its configured rpm/tpm.",
+            retry_after_s=max(1.0, min(waits, default=1.0)),
+        )
+
+    # -- one attempt ---------------------------------------------------------------------------
+    async def _attempt(
+        self, group: str, deployment: Deployment, permit: Permit, call: Attempt[T], deadline: float
+    ) -> T:
+        runtime = deployment.runtime
+        if runtime.rate is not None:
+            runtime.rate.record_request()
+        started = self.clock()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - started)):
+                value = await call(deployment)
+                if isinstance(value, ChatStream):
+                    iterator, first = await _prime(value)
+        except TimeoutError:
+            error: UpstreamError = UpstreamTimeoutError(
+                "request deadline exceeded", deployment=deployment.name
+            )
+            self._finish(group, deployment, permit, error, started, None, None)
+            raise error from None
+        except UpstreamError as exc:
+            self._finish(group, deployment, permit, exc, started, None, None)
+            raise
+        except BaseException:
+            runtime.breaker.record(permit, Outcome.IGNORED)
+            runtime.limiter.release()
+            raise
+        if isinstance(value, ChatStream):
+            ttft = self.clock() - started
+            guarded = _GuardedStream(
+                self, group, deployment, permit, value, iterator, first, started, ttft
+            )
+            return guarded  # type: ignore[return-value]  # T is ChatStream on this path
+        usage = value.usage if isinstance(value, ChatResult) else None
+        self._finish(group, deployment, permit, None, started, None, usage)
+        return value
+
+    def _finish(
+        self,
+        group: str,
+        deployment: Deployment,
+        permit: Permit,
+        error: RouteGuardError | None,
+        started: float,
+        ttft_s: float | None,
+        usage: Usage | None,
+    ) -> None:
+        """Account for a finished attempt: breaker, slot, tpm, latency, hooks."""
+        runtime = deployment.runtime
+        outcome = classify(error)
+        retry_after = getattr(error, "retry_after_s", None)
+        runtime.breaker.record(permit, outcome, retry_after)
+        runtime.limiter.release()
+        elapsed = self.clock() - started
+        if error is None:
+            runtime.latency.observe(elapsed, ttft_s)
+            if usage is not None and runtime.rate is not None:
+                runtime.rate.record_tokens(usage.total_tokens)
+        self.hooks.attempt_finished(group, deployment, error, elapsed, ttft_s, usage)
+
+
+async def _prime(stream: ChatStream) -> tuple[AsyncIterator[bytes], bytes]:
+    """Wait for the stream's first chunk, so a stream failing before it can still fail over."""
+    iterator = aiter(stream)
+    try:
+        return iterator, await anext(iterator)
+    except StopAsyncIteration:
+        return iterator, b""
+    except BaseException:
+        await _close_iterator(iterator)
+        await stream.aclose()
+        raise
+
+
+async def _close_iterator(iterator: AsyncIterator[bytes]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _GuardedStream(ChatStream):
+    """A primed provider stream that accounts for its attempt when it ends, however it ends."""
+
+    def __init__(
+        self,
+        router: Router,
+        group: str,
+        deployment: Deployment,
+        permit: Permit,
+        inner: ChatStream,
+        iterator: AsyncIterator[bytes],
+        first: bytes,
+        started: float,
+        ttft_s: float,
+    ) -> None:
+        self._router = router
+        self._group = group
+        self._deployment = deployment
+        self._permit = permit
+        self._inner = inner
+        self._iterator = iterator
+        self._first = first
+        self._started = started
+        self._ttft_s = ttft_s
+        self._finished = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            if self._first:
+                yield self._first
+            async for chunk in self._iterator:
+                yield chunk
+        except UpstreamError as exc:
+            self._done(exc)
+            raise
+        self._done(None)
+
+    def _done(self, error: RouteGuardError | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.usage = self._inner.usage
+        self._router._finish(
+            self._group,
+            self._deployment,
+            self._permit,
+            error,
+            self._started,
+            self._ttft_s,
+            self._inner.usage,
+        )
+
+    async def aclose(self) -> None:
+        if not self._finished:
+            # The client went away before the end: not the deployment's fault.
+            self._finished = True
+            self._deployment.runtime.breaker.record(self._permit, Outcome.IGNORED)
+            self._deployment.runtime.limiter.release()
+        await _close_iterator(self._iterator)
+        await self._inner.aclose()
+
+
+def _wait_s(runtime: DeploymentRuntime, now: float) -> float:
+    """How long until a deployment that is closed but unusable takes requests again."""
+    waits = [1.0]
+    if runtime.rate is not None and (rate_wait := runtime.rate.retry_after()) is not None:
+        waits.append(rate_wait)
+    if (at := runtime.breaker.retry_at()) is not None:
+        waits.append(at - now)
+    return max(waits)
+
+
+def _try_take(deployment: Deployment) -> Permit | None:
+    """Take a concurrency slot and a breaker permit without waiting, or neither."""
+    runtime = deployment.runtime
+    if runtime.rate is not None and runtime.rate.retry_after() is not None:
+        return None
+    if not runtime.limiter.try_acquire():
+        return None
+    permit = runtime.breaker.try_acquire()
+    if permit is None:
+        runtime.limiter.release()
+    return permit
+
+
+def _final(exc: RouteGuardError, failures: list[RouteGuardError]) -> RouteGuardError:
+    """The error the client sees: a single failure as itself, several listed together."""
+    seen = list(failures)
+    if exc not in seen and not isinstance(exc, AttemptsFailedError):
+        seen.append(exc)
+    if len(seen) <= 1:
+        return seen[0] if seen else exc
+    return AttemptsFailedError(seen)

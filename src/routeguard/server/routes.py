@@ -8,31 +8,54 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 
-from routeguard.errors import RouteGuardError, UpstreamError
+from typing import TYPE_CHECKING
+
+from routeguard.errors import AttemptsFailedError, RouteGuardError, UpstreamError
 from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
-from routeguard.routing.router import Router
 from routeguard.wire.chat import parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
+
+if TYPE_CHECKING:
+    from routeguard.server.app import RouteGuardApp
 
 __all__ = ["Routes", "error_response"]
 
 log = logging.getLogger("routeguard.routes")
 
 DEPLOYMENT_HEADER = "x-routeguard-deployment"
+ATTEMPTS_HEADER = "x-routeguard-attempts"
 
 Route = Callable[[Request], Awaitable[Response | StreamingResponse]]
 
 
 def error_response(exc: RouteGuardError) -> Response:
     headers = exc.headers()
-    if isinstance(exc, UpstreamError) and exc.deployment:
-        headers.append((DEPLOYMENT_HEADER, exc.deployment))
+    tried = exc.failures if isinstance(exc, AttemptsFailedError) else [exc]
+    last = next((f for f in reversed(tried) if isinstance(f, UpstreamError)), None)
+    if last is not None and last.deployment:
+        headers.append((DEPLOYMENT_HEADER, last.deployment))
+    attempts = sum(isinstance(f, UpstreamError) for f in tried)
+    if attempts:
+        headers.append((ATTEMPTS_HEADER, str(attempts)))
     return Response(exc.status, error_body(exc), headers)
+
+
+_OVERLOADED = Response(
+    503,
+    orjson.dumps(
+        error_envelope(
+            "RouteGuard is at its in-flight request limit; retry shortly.",
+            "service_unavailable",
+            code="overloaded",
+        )
+    ),
+    [("retry-after", "1")],
+)
 
 
 def _plain_error(status: int, message: str, error_type: str, code: str | None = None) -> Response:
@@ -42,24 +65,10 @@ def _plain_error(status: int, message: str, error_type: str, code: str | None = 
 class Routes:
     """The route table; ``dispatch`` is the server's single handler."""
 
-    def __init__(self, router: Router, *, version: str, started_at: float) -> None:
-        self.router = router
+    def __init__(self, app: RouteGuardApp, *, version: str) -> None:
+        self.app = app
         self.version = version
-        self.started_at = started_at
-        self._models_body = orjson.dumps(
-            {
-                "object": "list",
-                "data": [
-                    {
-                        "id": name,
-                        "object": "model",
-                        "created": int(started_at),
-                        "owned_by": "routeguard",
-                    }
-                    for name in router.groups
-                ],
-            }
-        )
+        self.started_at = app.started_at
         chat, embeddings = self.chat_completions, self.embeddings
         self.table: dict[str, dict[str, Route]] = {
             "/v1/chat/completions": {"POST": chat},
@@ -92,29 +101,60 @@ class Routes:
             return error_response(exc)
 
     async def chat_completions(self, request: Request) -> Response | StreamingResponse:
-        chat = parse_chat_request(request.body)
-        if chat.stream:
-            routed = await self.router.open_chat_stream(chat)
-            return StreamingResponse(
-                200, _relay(routed.value), [(DEPLOYMENT_HEADER, routed.deployment.name)]
-            )
-        result = await self.router.chat(chat)
-        return Response(200, result.value.body, [(DEPLOYMENT_HEADER, result.deployment.name)])
+        limit = self.app.in_flight
+        if not limit.try_enter():
+            return _OVERLOADED
+        handed_over = False
+        try:
+            chat = parse_chat_request(request.body)
+            router = self.app.router
+            if chat.stream:
+                stream = await router.open_chat_stream(chat)
+                headers = [
+                    (DEPLOYMENT_HEADER, stream.deployment.name),
+                    (ATTEMPTS_HEADER, str(stream.attempts)),
+                ]
+                handed_over = True  # the relay leaves the limit when the stream ends
+                return StreamingResponse(200, _Relay(stream.value, limit.leave), headers)
+            result = await router.chat(chat)
+            headers = [
+                (DEPLOYMENT_HEADER, result.deployment.name),
+                (ATTEMPTS_HEADER, str(result.attempts)),
+            ]
+            return Response(200, result.value.body, headers)
+        finally:
+            if not handed_over:
+                limit.leave()
 
     async def embeddings(self, request: Request) -> Response:
-        embedding = parse_embedding_request(request.body)
-        result = await self.router.embed(embedding)
-        return Response(200, result.value, [(DEPLOYMENT_HEADER, result.deployment.name)])
+        limit = self.app.in_flight
+        if not limit.try_enter():
+            return _OVERLOADED
+        try:
+            embedding = parse_embedding_request(request.body)
+            result = await self.app.router.embed(embedding)
+        finally:
+            limit.leave()
+        headers = [
+            (DEPLOYMENT_HEADER, result.deployment.name),
+            (ATTEMPTS_HEADER, str(result.attempts)),
+        ]
+        return Response(200, result.value, headers)
 
     async def models(self, request: Request) -> Response:
-        return Response(200, self._models_body)
+        created = int(self.started_at)
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "routeguard"}
+            for name in self.app.router.groups
+        ]
+        return Response(200, orjson.dumps({"object": "list", "data": data}))
 
     async def health(self, request: Request) -> Response:
         groups = {
             name: {"deployments": len(group.members), "routable": group.routable}
-            for name, group in self.router.groups.items()
+            for name, group in self.app.router.groups.items()
         }
-        routable = any(group.routable for group in self.router.groups.values())
+        routable = any(group.routable for group in self.app.router.groups.values())
         body = {
             "status": "ok" if routable else "unavailable",
             "version": self.version,
@@ -124,15 +164,40 @@ class Routes:
         return Response(200 if routable else 503, orjson.dumps(body))
 
 
-async def _relay(stream: ChatStream) -> AsyncIterator[bytes]:
-    """Relay a provider stream; a failure after bytes went out ends it with an error event."""
-    try:
-        async for chunk in stream:
-            yield chunk
-    except UpstreamError as exc:
-        log.warning(
-            "stream failed mid-answer: %s", exc.message, extra={"deployment": exc.deployment}
-        )
-        yield sse_error_event(exc)
-    finally:
-        await stream.aclose()
+class _Relay:
+    """Relays a provider stream to the client.
+
+    A failure after bytes went out ends the stream with an OpenAI error event. A class rather
+    than a generator, because cleanup (closing the upstream, leaving the in-flight limit) must
+    run even when the server closes it before the first iteration (the client already left).
+    """
+
+    def __init__(self, stream: ChatStream, done: Callable[[], None]) -> None:
+        self._stream = stream
+        self._iterator = aiter(stream)
+        self._done: Callable[[], None] | None = done
+        self._failed = False
+
+    def __aiter__(self) -> _Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._failed:
+            raise StopAsyncIteration
+        try:
+            return await anext(self._iterator)
+        except UpstreamError as exc:
+            self._failed = True
+            log.warning(
+                "stream failed mid-answer: %s", exc.message, extra={"deployment": exc.deployment}
+            )
+            return sse_error_event(exc)
+
+    async def aclose(self) -> None:
+        if self._done is not None:
+            done, self._done = self._done, None
+            done()
+            aclose = getattr(self._iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await self._stream.aclose()
