@@ -228,7 +228,9 @@ def _default_type(status: int) -> str:
     return "api_error"
 
 
-_RETRYABLE_REASONS = frozenset({"rate_limit", "overloaded", "server_error"})
+# Retryable means "another deployment may well succeed": outages, overload, rate limits, and a
+# bad or rotated provider key (the client's own credentials are not involved).
+_RETRYABLE_REASONS = frozenset({"rate_limit", "overloaded", "server_error", "auth"})
 
 # Structured error codes (never message text) that mark a request too long for the model, or
 # refused by a content filter: the client's problem, answered by dedicated fallbacks if any.
@@ -236,17 +238,13 @@ CONTEXT_WINDOW_CODES = frozenset({"context_length_exceeded", "string_above_max_l
 CONTENT_POLICY_CODES = frozenset({"content_filter", "content_policy_violation"})
 
 
+_REASON_BY_STATUS = {401: "auth", 403: "auth", 429: "rate_limit", 529: "overloaded"}
+
+
 def _reason_for(status: int, code: str | None = None) -> str:
     if code in CONTEXT_WINDOW_CODES:
         return "context_window"
     if code in CONTENT_POLICY_CODES:
         return "content_policy"
-    if status in (401, 403):
-        return "auth"
-    if status == 429:
-        return "rate_limit"
-    if status == 529:
-        return "overloaded"
-    if status >= 500:
-        return "server_error"
-    return "bad_request"
+    default = "server_error" if status >= 500 else "bad_request"
+    return _REASON_BY_STATUS.get(status, default)

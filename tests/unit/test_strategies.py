@@ -13,10 +13,15 @@ from routeguard.routing.strategies import WeightedStrategy
 
 
 def group(weights: dict[str, float]) -> ModelGroup:
-    text = "deployments:\n" + "".join(
-        f'  {name}: {{provider: vllm, model: m, api_base: "http://127.0.0.1:1/v1"}}\n'
-        for name in weights
-    ) + "weights:\n  g:\n" + "".join(f"    {name}: {w}\n" for name, w in weights.items())
+    text = (
+        "deployments:\n"
+        + "".join(
+            f'  {name}: {{provider: vllm, model: m, api_base: "http://127.0.0.1:1/v1"}}\n'
+            for name in weights
+        )
+        + "weights:\n  g:\n"
+        + "".join(f"    {name}: {w}\n" for name, w in weights.items())
+    )
     config = parse_config(text)
     runtimes = RuntimeRegistry()
     runtimes.sync(config)

@@ -21,13 +21,15 @@ from routeguard.errors import ConfigError
 
 __all__ = ["interpolate_env", "load_config", "parse_config"]
 
+
 class _Yaml12Loader(yaml.SafeLoader):
-    """YAML with 1.2 booleans: only true/false. Under YAML 1.1 a deployment named ``off`` or
-    ``no`` silently becomes the boolean False, which no operator means."""
+    """YAML with 1.2 scalars: only true/false are booleans, and there are no dates. Under YAML 1.1
+    a deployment named ``off`` silently becomes False, and ``api_version: 2024-10-21`` a date."""
 
 
+_YAML11_ONLY = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
 _Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Yaml12Loader.add_implicit_resolver(
@@ -52,7 +54,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 def parse_config(text: str, name: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     """Validate configuration ``text``; ``name`` is what error messages call the file."""
     try:
-        raw = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -155,10 +155,15 @@ class Config(_Frozen):
             for index, target in enumerate(targets):
                 if target not in self.weights:
                     problems.append(
-                        (f"{kind}.{group}[{index}]", f"names no model group {target!r} under weights")
+                        (
+                            f"{kind}.{group}[{index}]",
+                            f"names no model group {target!r} under weights",
+                        )
                     )
                 elif target == group:
-                    problems.append((f"{kind}.{group}[{index}]", "a group cannot fall back to itself"))
+                    problems.append(
+                        (f"{kind}.{group}[{index}]", "a group cannot fall back to itself")
+                    )
         cycle = _find_cycle(table)
         if cycle:
             problems.append((f"{kind}.{cycle[0]}", "fallback cycle: " + " -> ".join(cycle)))

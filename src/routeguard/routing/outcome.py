@@ -18,17 +18,16 @@ from routeguard.resilience import Outcome
 __all__ = ["classify"]
 
 
+_BY_REASON = {"auth": Outcome.AUTH_FAILURE, "rate_limit": Outcome.RATE_LIMITED}
+
+
 def classify(error: RouteGuardError | None) -> Outcome:
     if error is None:
         return Outcome.SUCCESS
-    if isinstance(error, UpstreamStatusError):
-        if error.reason == "auth":
-            return Outcome.AUTH_FAILURE
-        if error.reason == "rate_limit":
-            return Outcome.RATE_LIMITED
-        return Outcome.FAILURE if error.retryable else Outcome.IGNORED
+    if not isinstance(error, UpstreamError):
+        return Outcome.IGNORED
+    if isinstance(error, UpstreamStatusError) and error.reason in _BY_REASON:
+        return _BY_REASON[error.reason]
     if isinstance(error, UpstreamConnectionError) and error.refused:
         return Outcome.CONNECTION_REFUSED
-    if isinstance(error, UpstreamError):
-        return Outcome.FAILURE if error.retryable else Outcome.IGNORED
-    return Outcome.IGNORED
+    return Outcome.FAILURE if error.retryable else Outcome.IGNORED

@@ -53,7 +53,7 @@ from routeguard.routing.runtime import DeploymentRuntime
 from routeguard.routing.strategies import Strategy
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
-__all__ = ["NullHooks", "Routed", "Router", "RouterHooks", "RouterSettings"]
+__all__ = ["AttemptRecord", "NullHooks", "Routed", "Router", "RouterHooks", "RouterSettings"]
 
 T = TypeVar("T")
 
@@ -68,18 +68,22 @@ class Routed(Generic[T]):
     group: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One finished upstream attempt, as reported to hooks (metrics, logs)."""
+
+    group: str
+    deployment: Deployment
+    error: RouteGuardError | None
+    upstream_s: float
+    ttft_s: float | None = None
+    usage: Usage | None = None
+
+
 class RouterHooks(Protocol):
     """What the router reports as it works; metrics and logs implement it."""
 
-    def attempt_finished(
-        self,
-        group: str,
-        deployment: Deployment,
-        error: RouteGuardError | None,
-        upstream_s: float,
-        ttft_s: float | None,
-        usage: Usage | None,
-    ) -> None: ...
+    def attempt_finished(self, record: AttemptRecord) -> None: ...
 
     def retried(self, group: str) -> None: ...
 
@@ -89,15 +93,7 @@ class RouterHooks(Protocol):
 class NullHooks:
     """Reports nowhere; the default, and what unit tests use."""
 
-    def attempt_finished(
-        self,
-        group: str,
-        deployment: Deployment,
-        error: RouteGuardError | None,
-        upstream_s: float,
-        ttft_s: float | None,
-        usage: Usage | None,
-    ) -> None:
+    def attempt_finished(self, record: AttemptRecord) -> None:
         return None
 
     def retried(self, group: str) -> None:
@@ -105,6 +101,16 @@ class NullHooks:
 
     def fell_back(self, group: str, to_group: str) -> None:
         return None
+
+
+@dataclass(slots=True)
+class _Lease:
+    """What one attempt holds while it runs: a breaker permit and a concurrency slot."""
+
+    group: str
+    deployment: Deployment
+    permit: Permit
+    started: float
 
 
 def _chains(table: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
@@ -184,8 +190,7 @@ class Router:
         candidates = self.strategy.order(group)
         if not candidates:
             raise NoDeploymentAvailableError(
-                f"Model group '{name}' has no deployment with a positive weight: "
-                "all weights are 0."
+                f"Model group '{name}' has no deployment with a positive weight: all weights are 0."
             )
         return candidates
 
@@ -252,7 +257,12 @@ class Router:
             if attempt:
                 self.hooks.retried(name)
                 await self._backoff(attempt, deadline, group_failures[-1])
-            deployment, permit = await self._admit(name, candidates, tried, deadline)
+            try:
+                deployment, permit = await self._admit(name, candidates, tried, deadline)
+            except (NoDeploymentAvailableError, SaturatedError):
+                if not group_failures:
+                    raise
+                break  # no deployment left to retry on: the client hears the real failure
             try:
                 value = await self._attempt(name, deployment, permit, call, deadline)
             except UpstreamError as exc:
@@ -331,9 +341,9 @@ class Router:
         runtime = deployment.runtime
         if runtime.rate is not None:
             runtime.rate.record_request()
-        started = self.clock()
+        lease = _Lease(group, deployment, permit, self.clock())
         try:
-            async with asyncio.timeout(max(0.0, deadline - started)):
+            async with asyncio.timeout(max(0.0, deadline - lease.started)):
                 value = await call(deployment)
                 if isinstance(value, ChatStream):
                     iterator, first = await _prime(value)
@@ -341,47 +351,51 @@ class Router:
             error: UpstreamError = UpstreamTimeoutError(
                 "request deadline exceeded", deployment=deployment.name
             )
-            self._finish(group, deployment, permit, error, started, None, None)
+            self._finish(lease, error)
             raise error from None
         except UpstreamError as exc:
-            self._finish(group, deployment, permit, exc, started, None, None)
+            self._finish(lease, exc)
             raise
         except BaseException:
-            runtime.breaker.record(permit, Outcome.IGNORED)
-            runtime.limiter.release()
+            _abandon(lease)
             raise
         if isinstance(value, ChatStream):
-            ttft = self.clock() - started
+            ttft_s = self.clock() - lease.started
             guarded = _GuardedStream(
-                self, group, deployment, permit, value, iterator, first, started, ttft
+                self, lease, value, iterator=iterator, first=first, ttft_s=ttft_s
             )
             return guarded  # type: ignore[return-value]  # T is ChatStream on this path
         usage = value.usage if isinstance(value, ChatResult) else None
-        self._finish(group, deployment, permit, None, started, None, usage)
+        self._finish(lease, None, usage=usage)
         return value
 
     def _finish(
         self,
-        group: str,
-        deployment: Deployment,
-        permit: Permit,
+        lease: _Lease,
         error: RouteGuardError | None,
-        started: float,
-        ttft_s: float | None,
-        usage: Usage | None,
+        *,
+        ttft_s: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
         """Account for a finished attempt: breaker, slot, tpm, latency, hooks."""
-        runtime = deployment.runtime
-        outcome = classify(error)
-        retry_after = getattr(error, "retry_after_s", None)
-        runtime.breaker.record(permit, outcome, retry_after)
+        runtime = lease.deployment.runtime
+        runtime.breaker.record(lease.permit, classify(error), getattr(error, "retry_after_s", None))
         runtime.limiter.release()
-        elapsed = self.clock() - started
+        elapsed = self.clock() - lease.started
         if error is None:
             runtime.latency.observe(elapsed, ttft_s)
             if usage is not None and runtime.rate is not None:
                 runtime.rate.record_tokens(usage.total_tokens)
-        self.hooks.attempt_finished(group, deployment, error, elapsed, ttft_s, usage)
+        self.hooks.attempt_finished(
+            AttemptRecord(lease.group, lease.deployment, error, elapsed, ttft_s, usage)
+        )
+
+
+def _abandon(lease: _Lease) -> None:
+    """Release an attempt that ended for reasons that say nothing about the deployment."""
+    runtime = lease.deployment.runtime
+    runtime.breaker.record(lease.permit, Outcome.IGNORED)
+    runtime.limiter.release()
 
 
 async def _prime(stream: ChatStream) -> tuple[AsyncIterator[bytes], bytes]:
@@ -409,23 +423,18 @@ class _GuardedStream(ChatStream):
     def __init__(
         self,
         router: Router,
-        group: str,
-        deployment: Deployment,
-        permit: Permit,
+        lease: _Lease,
         inner: ChatStream,
+        *,
         iterator: AsyncIterator[bytes],
         first: bytes,
-        started: float,
         ttft_s: float,
     ) -> None:
         self._router = router
-        self._group = group
-        self._deployment = deployment
-        self._permit = permit
+        self._lease = lease
         self._inner = inner
         self._iterator = iterator
         self._first = first
-        self._started = started
         self._ttft_s = ttft_s
         self._finished = False
 
@@ -441,26 +450,15 @@ class _GuardedStream(ChatStream):
         self._done(None)
 
     def _done(self, error: RouteGuardError | None) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        self.usage = self._inner.usage
-        self._router._finish(
-            self._group,
-            self._deployment,
-            self._permit,
-            error,
-            self._started,
-            self._ttft_s,
-            self._inner.usage,
-        )
+        if not self._finished:
+            self._finished = True
+            self.usage = self._inner.usage
+            self._router._finish(self._lease, error, ttft_s=self._ttft_s, usage=self.usage)
 
     async def aclose(self) -> None:
         if not self._finished:
-            # The client went away before the end: not the deployment's fault.
-            self._finished = True
-            self._deployment.runtime.breaker.record(self._permit, Outcome.IGNORED)
-            self._deployment.runtime.limiter.release()
+            self._finished = True  # the client left before the end: not the deployment's fault
+            _abandon(self._lease)
         await _close_iterator(self._iterator)
         await self._inner.aclose()
 

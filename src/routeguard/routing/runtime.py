@@ -124,7 +124,10 @@ class RuntimeRegistry:
             runtime.limiter.resize(
                 deployment.max_parallel_requests, max_queue, deployment.queue_timeout_s
             )
-            runtime.rate = _rate_limiter(deployment, self.clock)
+            if runtime.rate is not None and (deployment.rpm or deployment.tpm):
+                runtime.rate.configure(deployment.rpm, deployment.tpm)  # keeps the minute's counts
+            else:
+                runtime.rate = _rate_limiter(deployment, self.clock)
         for name in list(self.deployments):
             if name not in config.deployments:
                 del self.deployments[name]

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
-
-from typing import TYPE_CHECKING
 
 from routeguard.errors import AttemptsFailedError, RouteGuardError, UpstreamError
 from routeguard.net.server import Request, Response, StreamingResponse
