@@ -73,14 +73,26 @@ def simulate(
 @app.command()
 def demo(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    rate: Annotated[float, typer.Option(help="Requests per second to send.")] = 20.0,
+    rate: Annotated[float, typer.Option(min=0.5, help="Requests per second to send.")] = 20.0,
     seed: Annotated[int | None, typer.Option(help="Seed for routing randomness.")] = None,
+    outage: Annotated[
+        str, typer.Option(help="Deployment whose provider fails during the demo.")
+    ] = "openai-gpt4-turbo",
+    outage_at: Annotated[
+        float, typer.Option(help="Seconds into the demo the outage starts.")
+    ] = 6.0,
+    outage_for: Annotated[float, typer.Option(help="How long the outage lasts, seconds.")] = 10.0,
+    no_outage: Annotated[bool, typer.Option("--no-outage", help="Steady traffic only.")] = False,
 ) -> None:
-    """Run the simulator and a router on free local ports and show live traffic."""
-    from routeguard.ops.demo import run_demo
+    """Run the simulator and a router on free local ports, show live traffic and an outage."""
+    from routeguard.ops.demo import DEMO_DEPLOYMENTS, Outage, run_demo
 
+    names = [name for name, *_ in DEMO_DEPLOYMENTS]
+    if outage not in names:
+        _fail(f"--outage must name a demo deployment: {', '.join(names)}")
+    scripted = None if no_outage else Outage(outage, outage_at, outage_for)
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(run_demo(duration_s=duration, rate=rate, seed=seed))
+        uvloop.run(run_demo(duration_s=duration, rate=rate, seed=seed, outage=scripted))
 
 
 def main() -> None:

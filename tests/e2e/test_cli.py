@@ -104,16 +104,45 @@ def test_serve_and_simulate_processes_then_sigterm(tmp_path):
                 process.stderr.close()
 
 
-def test_demo_runs_and_reports_no_errors():
+def test_demo_outage_is_absorbed_and_recovers():
     result = subprocess.run(
-        [*ROUTEGUARD, "demo", "--duration", "3", "--rate", "20", "--seed", "1"],
+        [
+            *ROUTEGUARD,
+            "demo",
+            "--duration",
+            "14",
+            "--rate",
+            "25",
+            "--seed",
+            "1",
+            "--outage",
+            "azure-gpt4-turbo",
+            "--outage-at",
+            "2",
+            "--outage-for",
+            "5",
+        ],
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for name in ("openai-gpt4-turbo", "azure-gpt4-turbo", "vllm-local"):
+    for name in ("openai-gpt4-turbo", "azure-gpt4-turbo", "anthropic-claude"):
         assert name in out
     assert "client-visible errors: 0" in out
+    assert "outage of azure-gpt4-turbo: breaker opened" in out
+    assert "recovery: breaker closed" in out
+
+
+def test_demo_rejects_unknown_outage_deployment():
+    result = subprocess.run(
+        [*ROUTEGUARD, "demo", "--outage", "nope", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--outage must name a demo deployment" in result.stderr

@@ -1,9 +1,11 @@
-"""``routeguard demo``: the simulator, a router and steady traffic, with a live view.
+"""``routeguard demo``: the simulator, a router, steady traffic and a scripted outage, live.
 
 Everything runs in one process on free local ports with no API keys, so anyone can watch how
-RouteGuard splits traffic before they point it at real providers. The traffic is real: an HTTP
-client posts OpenAI-format chat requests (streaming and not) to the router over a socket, and the
-router forwards them to the simulator over another.
+RouteGuard splits traffic across OpenAI, Azure OpenAI and Anthropic deployments, and what it does
+when one of them goes down: the breaker opens, traffic shifts to the others, retries hide the
+failures from clients, and traffic returns once the provider recovers. The traffic is real: an
+HTTP client posts OpenAI-format chat requests (streaming and not) to the router over a socket,
+and the router forwards them to the simulator over another.
 """
 
 from __future__ import annotations
@@ -23,48 +25,88 @@ from rich.table import Table
 from rich.text import Text
 
 from routeguard.config.loader import parse_config
+from routeguard.resilience import BreakerState
 from routeguard.server.app import RouteGuardApp
 from routeguard.simulator import FaultSpec, Simulator
 
-__all__ = ["DemoStats", "demo_config", "run_demo"]
+__all__ = ["DemoStats", "Outage", "demo_config", "run_demo"]
 
 DEPLOYMENT_HEADER = "x-routeguard-deployment"
+DEMO_GROUP = "gpt-4-turbo"
 
-# (deployment, provider, simulated model, weight) for the demo's one model group.
+# (deployment, provider, provider model, weight): the runbook's gpt-4-turbo group.
 DEMO_DEPLOYMENTS: tuple[tuple[str, str, str, float], ...] = (
     ("openai-gpt4-turbo", "openai", "gpt-4-turbo", 60),
-    ("azure-gpt4-turbo", "openai", "gpt-4-turbo", 30),
-    ("vllm-local-llama-3-1-8b", "vllm", "meta-llama/Llama-3.1-8B-Instruct", 10),
+    ("azure-gpt4-turbo", "azure", "gpt-4-turbo", 30),
+    ("anthropic-claude-3-opus", "anthropic", "claude-3-opus-20240229", 10),
 )
-DEMO_GROUP = "gpt-4-turbo"
+# Provider-like pacing, so the live view shows latency a person would recognise.
+PACING = FaultSpec(latency_ms=60, jitter_ms=60, chunk_delay_ms=10)
+_STATE_STYLE = {
+    BreakerState.CLOSED: ("closed", "green"),
+    BreakerState.HALF_OPEN: ("half-open", "yellow"),
+    BreakerState.OPEN: ("OPEN", "bold red"),
+}
 
 
 def demo_config(simulator: Simulator) -> str:
-    """The demo's configuration as YAML text, the same shape an operator writes."""
-    lines = ["routing:", "  strategy: weighted", "  timeout_s: 10", "deployments:"]
+    """The demo's configuration as YAML text, the same shape an operator writes.
+
+    Breaker settings are quicker than production defaults so an outage plays out in seconds.
+    """
+    lines = [
+        "routing:",
+        "  strategy: weighted",
+        "  timeout_s: 10",
+        "  num_retries: 2",
+        "  retry_backoff_s: 0.01",
+        "  circuit_breaker_error_rate: 0.5",
+        "  circuit_breaker_window_s: 5",
+        "  circuit_breaker_min_requests: 5",
+        "  cooldown_s: 4",
+        "deployments:",
+    ]
     for name, provider, model, _ in DEMO_DEPLOYMENTS:
-        api_base = simulator.url(name, "openai")
+        api_base = simulator.url(name, provider)
         lines.append(
-            f'  {name}: {{provider: {provider}, model: "{model}", api_base: "{api_base}"}}'
+            f'  {name}: {{provider: {provider}, model: "{model}", api_base: "{api_base}", '
+            'api_key: "demo-key"}'
         )
     lines += ["weights:", f"  {DEMO_GROUP}:"]
     lines += [f"    {name}: {weight:g}" for name, _, _, weight in DEMO_DEPLOYMENTS]
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Outage:
+    """A scripted provider outage: ``deployment`` answers 503 from ``start_s`` for ``length_s``."""
+
+    deployment: str
+    start_s: float = 6.0
+    length_s: float = 10.0
+
+
 @dataclass
 class DemoStats:
-    """What the client side of the demo saw."""
+    """What the client side of the demo saw, and how the outage played out."""
 
     started: float = field(default_factory=time.monotonic)
     served: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     streams: int = 0
+    outage_began: float | None = None
+    outage_ended: float | None = None
+    breaker_opened: float | None = None
+    recovered: float | None = None
 
     @property
     def total(self) -> int:
         return sum(self.served.values()) + sum(self.errors.values())
+
+    @property
+    def client_errors(self) -> int:
+        return sum(self.errors.values())
 
     def record(self, deployment: str, latency_ms: float) -> None:
         self.served[deployment] += 1
@@ -74,7 +116,7 @@ class DemoStats:
 async def _one_request(
     session: aiohttp.ClientSession, url: str, stream: bool, stats: DemoStats, number: int
 ) -> None:
-    body = {
+    body: dict[str, object] = {
         "model": DEMO_GROUP,
         "messages": [{"role": "user", "content": f"Demo request {number}: say something short."}],
         "stream": stream,
@@ -86,92 +128,157 @@ async def _one_request(
         async with session.post(url, json=body) as response:
             payload = await response.read()
             deployment = response.headers.get(DEPLOYMENT_HEADER, "?")
-            ok = response.status == 200 and (not stream or payload.rstrip().endswith(b"[DONE]"))
-            if b'"error"' in payload and stream:
-                ok = False
+            status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         stats.errors[type(exc).__name__] += 1
         return
-    if ok:
-        stats.streams += stream
-        stats.record(deployment, (time.perf_counter() - started) * 1000)
-    else:
-        stats.errors[f"HTTP {response.status}"] += 1
+    broken_stream = stream and (b'data: {"error"' in payload or b"[DONE]" not in payload)
+    if status != 200 or broken_stream:
+        stats.errors[f"HTTP {status}" if status != 200 else "broken stream"] += 1
+        return
+    stats.streams += stream
+    stats.record(deployment, (time.perf_counter() - started) * 1000)
 
 
-def _view(stats: DemoStats, weights: dict[str, float], port: int, sim_port: int) -> Group:
+class _Scenario:
+    """Drives the scripted outage and notes when the breaker opened and when traffic recovered."""
+
+    def __init__(self, outage: Outage | None, simulator: Simulator, app: RouteGuardApp) -> None:
+        self.outage = outage
+        self.simulator = simulator
+        self.app = app
+
+    def step(self, stats: DemoStats) -> None:
+        outage = self.outage
+        if outage is None:
+            return
+        now = time.monotonic()
+        elapsed = now - stats.started
+        if stats.outage_began is None and elapsed >= outage.start_s:
+            stats.outage_began = now
+            failing = PACING.model_copy(update={"error_rate": 1.0, "error_status": 503})
+            self.simulator.set_fault(outage.deployment, failing)
+        elif stats.outage_ended is None and elapsed >= outage.start_s + outage.length_s:
+            stats.outage_ended = now
+            self.simulator.clear_faults(outage.deployment)
+        state = self.app.runtimes[outage.deployment].breaker.state
+        if stats.outage_began and stats.breaker_opened is None and state is BreakerState.OPEN:
+            stats.breaker_opened = now
+        if stats.outage_ended and stats.recovered is None and state is BreakerState.CLOSED:
+            stats.recovered = now
+
+
+def _view(
+    stats: DemoStats,
+    weights: dict[str, float],
+    app: RouteGuardApp,
+    sim_port: int,
+    outage: Outage | None,
+) -> Group:
     elapsed = time.monotonic() - stats.started
     served_total = sum(stats.served.values()) or 1
     weight_total = sum(weights.values()) or 1
     table = Table(title=f"RouteGuard demo — model group {DEMO_GROUP!r}", expand=False)
-    for column in ("deployment", "weight", "target share", "requests", "actual share", "p50 ms"):
-        table.add_column(column, justify="left" if column == "deployment" else "right")
+    for column in ("deployment", "weight", "target", "requests", "actual", "p50 ms", "breaker"):
+        table.add_column(column, justify="left" if column in ("deployment", "breaker") else "right")
     for name, weight in weights.items():
-        latencies = stats.latencies_ms.get(name, [])
+        latencies = stats.latencies_ms.get(name, [])[-200:]
+        label, style = _STATE_STYLE[app.runtimes[name].breaker.state]
         table.add_row(
             name,
             f"{weight:g}",
             f"{100 * weight / weight_total:.0f}%",
             str(stats.served[name]),
             f"{100 * stats.served[name] / served_total:.1f}%",
-            f"{statistics.median(latencies):.1f}" if latencies else "-",
+            f"{statistics.median(latencies):.0f}" if latencies else "-",
+            Text(label, style=style),
         )
-    errors = sum(stats.errors.values())
+    phase = ""
+    if outage is not None:
+        if stats.outage_began is None:
+            phase = f"outage of {outage.deployment} at {outage.start_s:.0f}s"
+        elif stats.outage_ended is None:
+            phase = f"OUTAGE: {outage.deployment} answers 503"
+        else:
+            phase = f"{outage.deployment} is back"
     summary = Text(
-        f"router http://127.0.0.1:{port}/v1  simulator http://127.0.0.1:{sim_port}   "
+        f"router http://127.0.0.1:{app.port}/v1  simulator http://127.0.0.1:{sim_port}  "
         f"{elapsed:5.1f}s  requests {stats.total}  streams {stats.streams}  "
-        f"client-visible errors {errors}",
-        style="bold red" if errors else "bold green",
+        f"client-visible errors {stats.client_errors}  {phase}",
+        style="bold red" if stats.client_errors else "bold green",
     )
     return Group(table, summary)
+
+
+def _report(stats: DemoStats, outage: Outage | None) -> str:
+    lines = [
+        f"demo finished: {stats.total} requests ({stats.streams} streamed), "
+        f"client-visible errors: {stats.client_errors}"
+        + (f" {dict(stats.errors)}" if stats.errors else "")
+    ]
+    if outage is not None and stats.outage_began is not None:
+        if stats.breaker_opened is not None:
+            lines.append(
+                f"outage of {outage.deployment}: breaker opened "
+                f"{stats.breaker_opened - stats.outage_began:.1f}s after it began"
+            )
+        if stats.outage_ended is not None and stats.recovered is not None:
+            lines.append(
+                f"recovery: breaker closed {stats.recovered - stats.outage_ended:.1f}s after "
+                "the provider came back"
+            )
+        elif stats.outage_ended is not None:
+            lines.append("recovery: the breaker had not closed again when the demo ended")
+    return "\n".join(lines)
 
 
 async def run_demo(
     duration_s: float | None = None,
     rate: float = 20.0,
     seed: int | None = None,
+    outage: Outage | None = None,
     console: Console | None = None,
 ) -> DemoStats:
     """Run the demo until ``duration_s`` passes (or forever); returns what the client saw."""
     console = console or Console()
     simulator = Simulator(seed=seed)
     await simulator.start()
-    # Provider-like pacing, so the live view shows latency a person would recognise.
-    simulator.set_fault("*", FaultSpec(latency_ms=60, jitter_ms=60, chunk_delay_ms=10))
+    simulator.set_fault("*", PACING)
     app = RouteGuardApp(parse_config(demo_config(simulator), "<demo>"), rng=random.Random(seed))
-    port = await app.start("127.0.0.1", 0)
+    await app.start("127.0.0.1", 0)
+    scenario = _Scenario(outage, simulator, app)
     weights = {name: weight for name, _, _, weight in DEMO_DEPLOYMENTS}
     stats = DemoStats()
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    url = f"http://127.0.0.1:{app.port}/v1/chat/completions"
     tasks: set[asyncio.Task[None]] = set()
+
+    def view() -> Group:
+        return _view(stats, weights, app, simulator.port, outage)
+
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            with Live(
-                _view(stats, weights, port, simulator.port), console=console, refresh_per_second=4
-            ) as live:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            with Live(view(), console=console, refresh_per_second=4) as live:
                 number = 0
                 deadline = None if duration_s is None else time.monotonic() + duration_s
                 while deadline is None or time.monotonic() < deadline:
                     number += 1
-                    task = asyncio.create_task(
-                        _one_request(session, url, number % 3 == 0, stats, number)
-                    )
+                    request = _one_request(session, url, number % 3 == 0, stats, number)
+                    task = asyncio.create_task(request)
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                     await asyncio.sleep(1 / rate)
-                    live.update(_view(stats, weights, port, simulator.port))
+                    scenario.step(stats)
+                    live.update(view())
                 if tasks:
                     await asyncio.wait(tasks, timeout=15)
-                live.update(_view(stats, weights, port, simulator.port))
+                live.update(view())
     finally:
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
             await app.close(drain_timeout_s=2)
         await simulator.stop()
-    console.print(
-        f"demo finished: {stats.total} requests ({stats.streams} streamed), "
-        f"client-visible errors: {sum(stats.errors.values())}"
-        + (f" {dict(stats.errors)}" if stats.errors else "")
-    )
+    console.line()
+    console.print(_report(stats, outage))
     return stats
