@@ -34,12 +34,17 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default: server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: server.port).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
+    log_format: Annotated[
+        str, typer.Option(help="Log lines as 'json' (for machines) or 'text' (for humans).")
+    ] = "json",
 ) -> None:
-    """Serve the OpenAI-compatible API."""
+    """Serve the OpenAI-compatible API. SIGHUP reloads the config; SIGTERM drains, then exits."""
     from routeguard.server.runner import serve as run
 
+    if log_format not in ("json", "text"):
+        _fail("--log-format must be json or text")
     try:
-        run(config, host, port, workers)
+        run(config, host, port, workers, "json" if log_format == "json" else "text")
     except ConfigError as exc:
         _fail(str(exc))
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = [
+    "AdminConfig",
     "Config",
     "DeploymentConfig",
     "ProviderName",
@@ -109,17 +110,35 @@ class DeploymentConfig(_Frozen):
 
 
 class ServerConfig(_Frozen):
-    """Listener settings; the command line overrides host and port."""
+    """Listener settings; the command line overrides host and port. Changing these needs a
+    restart: a reload keeps the listener it has."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # SIGTERM: stop taking connections, let requests and streams finish for up to this long.
+    drain_timeout_s: Seconds = 30.0
+    # One structured log line per client request.
+    access_log: bool = True
+    # Re-read the config file when it changes (a Kubernetes ConfigMap update), checked this often.
+    watch_config_s: float = Field(default=2.0, ge=0)
+
+
+class AdminConfig(_Frozen):
+    """The admin API: bearer tokens by operator name, and the decisions (audit) log.
+
+    With no token configured the admin API refuses everything (403): there is no default token.
+    """
+
+    tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    audit_log: str = "DECISIONS.log"
 
 
 class Config(_Frozen):
     """A whole, validated RouteGuard configuration."""
 
     server: ServerConfig = ServerConfig()
+    admin: AdminConfig = AdminConfig()
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)

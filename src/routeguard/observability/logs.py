@@ -255,8 +255,11 @@ class _RouteGuardHandler(logging.StreamHandler[TextIO]):
     """Marks the handler ``configure_logging`` installed, so calling it again replaces it."""
 
 
+LogFormat = Literal["json", "text"]
+
+
 def configure_logging(
-    fmt: Literal["json", "text"],
+    fmt: LogFormat,
     level: str = "INFO",
     stream: TextIO | None = None,
 ) -> logging.Handler:

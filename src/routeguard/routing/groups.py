@@ -56,11 +56,15 @@ class ModelGroup:
 
 
 def build_groups(
-    config: Config, pool: UpstreamPool, runtimes: RuntimeRegistry
+    config: Config,
+    pool: UpstreamPool,
+    runtimes: RuntimeRegistry,
+    weights: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, ModelGroup]:
     """One adapter per deployment (shared by every group that names it), grouped by weights.
 
     ``runtimes`` must already be synced with ``config``; each deployment is bound to its state.
+    ``weights`` (default: the file's) lets runtime overrides take effect without a new config.
     """
     deployments: Mapping[str, Deployment] = {
         name: Deployment(
@@ -78,5 +82,5 @@ def build_groups(
             tuple(deployments[name] for name in members),
             tuple(members.values()),
         )
-        for group, members in config.weights.items()
+        for group, members in (config.weights if weights is None else weights).items()
     }

@@ -53,7 +53,15 @@ from routeguard.routing.runtime import DeploymentRuntime
 from routeguard.routing.strategies import Strategy
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
-__all__ = ["AttemptRecord", "NullHooks", "Routed", "Router", "RouterHooks", "RouterSettings"]
+__all__ = [
+    "AttemptRecord",
+    "NullHooks",
+    "Routed",
+    "Router",
+    "RouterHooks",
+    "RouterSettings",
+    "Trace",
+]
 
 T = TypeVar("T")
 
@@ -104,6 +112,20 @@ class NullHooks:
 
 
 @dataclass(slots=True)
+class Trace:
+    """What the router did for one client request, filled in as it goes.
+
+    The HTTP edge creates it and reads it afterwards (for the access log and the overhead
+    metric), whether the request succeeded or failed.
+    """
+
+    attempts: int = 0
+    upstream_s: float = 0.0
+    deployment: str | None = None
+    group: str | None = None
+
+
+@dataclass(slots=True)
 class _Lease:
     """What one attempt holds while it runs: a breaker permit and a concurrency slot."""
 
@@ -111,6 +133,7 @@ class _Lease:
     deployment: Deployment
     permit: Permit
     started: float
+    trace: Trace
 
 
 def _chains(table: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
@@ -195,21 +218,29 @@ class Router:
         return candidates
 
     # -- public API ----------------------------------------------------------------------------
-    async def chat(self, request: ChatRequest) -> Routed[ChatResult]:
-        return await self._serve(request.model, lambda d: self._call_chat(d, request))
+    async def chat(self, request: ChatRequest, trace: Trace | None = None) -> Routed[ChatResult]:
+        call = self._call_chat
+        return await self._serve(request.model, lambda d: call(d, request), trace or Trace())
 
-    async def open_chat_stream(self, request: ChatRequest) -> Routed[ChatStream]:
-        return await self._serve(request.model, lambda d: d.provider.open_chat_stream(request))
+    async def open_chat_stream(
+        self, request: ChatRequest, trace: Trace | None = None
+    ) -> Routed[ChatStream]:
+        return await self._serve(
+            request.model, lambda d: d.provider.open_chat_stream(request), trace or Trace()
+        )
 
-    async def embed(self, request: EmbeddingRequest) -> Routed[bytes]:
-        return await self._serve(request.model, lambda d: d.provider.embed(request))
+    async def embed(self, request: EmbeddingRequest, trace: Trace | None = None) -> Routed[bytes]:
+        return await self._serve(
+            request.model, lambda d: d.provider.embed(request), trace or Trace()
+        )
 
     @staticmethod
     async def _call_chat(deployment: Deployment, request: ChatRequest) -> ChatResult:
         return await deployment.provider.chat(request)
 
     # -- the loop ------------------------------------------------------------------------------
-    async def _serve(self, model: str, call: Attempt[T]) -> Routed[T]:
+    async def _serve(self, model: str, call: Attempt[T], trace: Trace) -> Routed[T]:
+        trace.group = model
         self.group(model)
         deadline = self.clock() + self.settings.request_timeout_s
         failures: list[RouteGuardError] = []
@@ -217,7 +248,7 @@ class Router:
         tried_groups = {model}
         while True:
             try:
-                routed = await self._serve_group(group_name, call, deadline, failures)
+                routed = await self._serve_group(group_name, call, deadline, failures, trace)
             except RouteGuardError as exc:
                 next_group = self._next_fallback(model, exc, tried_groups)
                 if next_group is None:
@@ -248,7 +279,12 @@ class Router:
         return None
 
     async def _serve_group(
-        self, name: str, call: Attempt[T], deadline: float, failures: list[RouteGuardError]
+        self,
+        name: str,
+        call: Attempt[T],
+        deadline: float,
+        failures: list[RouteGuardError],
+        trace: Trace,
     ) -> Routed[T]:
         candidates = self.plan(name)
         tried: list[Deployment] = []
@@ -264,7 +300,8 @@ class Router:
                     raise
                 break  # no deployment left to retry on: the client hears the real failure
             try:
-                value = await self._attempt(name, deployment, permit, call, deadline)
+                lease = _Lease(name, deployment, permit, self.clock(), trace)
+                value = await self._attempt(lease, call, deadline)
             except UpstreamError as exc:
                 failures.append(exc)
                 group_failures.append(exc)
@@ -335,13 +372,13 @@ class Router:
         )
 
     # -- one attempt ---------------------------------------------------------------------------
-    async def _attempt(
-        self, group: str, deployment: Deployment, permit: Permit, call: Attempt[T], deadline: float
-    ) -> T:
+    async def _attempt(self, lease: _Lease, call: Attempt[T], deadline: float) -> T:
+        deployment = lease.deployment
         runtime = deployment.runtime
         if runtime.rate is not None:
             runtime.rate.record_request()
-        lease = _Lease(group, deployment, permit, self.clock())
+        lease.trace.attempts += 1
+        lease.trace.deployment = deployment.name
         try:
             async with asyncio.timeout(max(0.0, deadline - lease.started)):
                 value = await call(deployment)
@@ -382,6 +419,7 @@ class Router:
         runtime.breaker.record(lease.permit, classify(error), getattr(error, "retry_after_s", None))
         runtime.limiter.release()
         elapsed = self.clock() - lease.started
+        lease.trace.upstream_s += elapsed
         if error is None:
             runtime.latency.observe(elapsed, ttft_s)
             if usage is not None and runtime.rate is not None:

@@ -1,27 +1,47 @@
-"""The RouteGuard application: configuration, upstream pool, router and HTTP routes in one object.
+"""The RouteGuard application: configuration, upstream pool, router, metrics and HTTP routes.
 
 Everything a running router needs is built here at start-up and closed at shutdown, and nothing
 is global, so two apps can run in one process (tests do exactly that). Per-deployment runtime
-state (breakers, limits, latency) lives in a registry that outlives any one configuration.
+state (breakers, limits, latency) lives in a registry that outlives any one configuration, so a
+reload or a weight change swaps the router without losing what it learned; requests already in
+flight finish on the router they started with.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
 import random
 import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
 
 from routeguard import __version__
+from routeguard.config.loader import load_config
 from routeguard.config.schema import Config
+from routeguard.errors import ConfigError, InvalidRequestError
 from routeguard.net.client import UpstreamPool
 from routeguard.net.server import HttpServer, Request, Response, StreamingResponse
-from routeguard.resilience import Clock, InFlightLimit, monotonic
+from routeguard.observability.audit import AuditLog
+from routeguard.observability.metrics import RouterMetrics
+from routeguard.observability.reporter import Reporter
+from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
 from routeguard.routing.groups import build_groups
-from routeguard.routing.router import Router, RouterHooks, RouterSettings
-from routeguard.routing.runtime import RuntimeRegistry, TransitionListener
+from routeguard.routing.router import Router, RouterSettings
+from routeguard.routing.runtime import RuntimeRegistry
 from routeguard.routing.strategies import build_strategy
 from routeguard.server.routes import Routes
 
 __all__ = ["RouteGuardApp"]
+
+log = logging.getLogger("routeguard.app")
+
+Weights = dict[str, dict[str, float]]
 
 
 class RouteGuardApp:
@@ -31,35 +51,170 @@ class RouteGuardApp:
         self,
         config: Config,
         *,
+        config_path: str | Path | None = None,
         rng: random.Random | None = None,
         clock: Clock = monotonic,
-        hooks: RouterHooks | None = None,
-        on_transition: TransitionListener | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        self.version = __version__
         self.started_at = time.time()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.hooks = hooks
+        self.config_path = Path(config_path) if config_path is not None else None
         self.pool = UpstreamPool()
-        self.runtimes = RuntimeRegistry(clock, on_transition)
+        self.metrics = RouterMetrics(registry or CollectorRegistry(), version=__version__)
+        self.runtimes = RuntimeRegistry(clock, self._on_transition)
+        self.reporter = Reporter(self.metrics, self.runtimes, access_log=config.server.access_log)
         self.in_flight = InFlightLimit(config.routing.max_in_flight)
+        self.weight_overrides: Weights = {}
         self.config = config
+        self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
-        self.routes = Routes(self, version=__version__)
+        self.audit_log = AuditLog(config.admin.audit_log)
+        self.routes = Routes(self)
         self.server = HttpServer(self.handle, max_body_bytes=config.server.max_body_bytes)
         self.port = 0
+        self.ready = False
+        self.draining = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._file_state = _file_state(self.config_path)
+
+    # -- building ----------------------------------------------------------------------------
+    def _on_transition(self, name: str, old: BreakerState, new: BreakerState, reason: str) -> None:
+        self.reporter.breaker_transition(name, old, new, reason)
 
     def _build_router(self, config: Config) -> Router:
         self.runtimes.sync(config)
-        return Router(
-            build_groups(config, self.pool, self.runtimes),
+        router = Router(
+            build_groups(config, self.pool, self.runtimes, self._effective(config)),
             build_strategy(config.routing.strategy, self.rng, config.routing.latency_buffer),
             RouterSettings.from_config(config),
-            hooks=self.hooks,
+            hooks=self.reporter,
             clock=self.clock,
             rng=self.rng,
         )
+        self.reporter.set_groups(set(router.groups))
+        return router
 
+    def _effective(self, config: Config) -> Weights:
+        weights = {group: dict(members) for group, members in config.weights.items()}
+        for group, members in self.weight_overrides.items():
+            if group in weights:
+                weights[group].update(members)
+        return weights
+
+    def effective_weights(self) -> Weights:
+        return self._effective(self.config)
+
+    # -- weights -----------------------------------------------------------------------------
+    def validate_weights(self, update: Mapping[str, object], *, force: bool) -> Weights:
+        """Check a weights update (the runbook's shape); return it merged per group.
+
+        Members left out of a group keep their current effective weight.
+        """
+        current = self.effective_weights()
+        merged: Weights = {}
+        for group, members in update.items():
+            if group not in current:
+                raise InvalidRequestError(f"weights.{group}: unknown model group.")
+            if not isinstance(members, dict) or not members:
+                raise InvalidRequestError(f"weights.{group}: expected {{deployment: weight}}.")
+            new = dict(current[group])
+            for name, weight in members.items():
+                if name not in new:
+                    raise InvalidRequestError(
+                        f"weights.{group}.{name}: not a deployment of this model group "
+                        f"(members: {', '.join(new)})."
+                    )
+                if isinstance(weight, bool) or not isinstance(weight, int | float):
+                    raise InvalidRequestError(f"weights.{group}.{name}: weight must be a number.")
+                if weight < 0:
+                    raise InvalidRequestError(f"weights.{group}.{name}: weight must be >= 0.")
+                new[name] = float(weight)
+            if not force and not any(w > 0 for w in new.values()):
+                raise InvalidRequestError(
+                    f"weights.{group}: no deployment would keep a positive weight, so the group "
+                    'would refuse all traffic; send "force": true to do it anyway.'
+                )
+            merged[group] = new
+        return merged
+
+    def set_weight_overrides(self, overrides: Weights, *, replace: bool = False) -> None:
+        self.weight_overrides = (
+            dict(overrides) if replace else {**self.weight_overrides, **overrides}
+        )
+        self.router = self._build_router(self.config)
+
+    # -- reload ------------------------------------------------------------------------------
+    def apply_config(self, config: Config) -> str:
+        """Switch to ``config``; requests in flight finish on the router they started with."""
+        old = self.config
+        kept = {
+            group: members
+            for group, members in self.weight_overrides.items()
+            if config.weights.get(group) == old.weights.get(group) and group in config.weights
+        }
+        dropped = set(self.weight_overrides) - set(kept)
+        if dropped:
+            log.info(
+                "weight overrides dropped: the file changed these groups' weights",
+                extra={"groups": sorted(dropped)},
+            )
+        if config.server != old.server:
+            log.warning("server settings changed; they take effect after a restart")
+        previous = (self.weight_overrides, self.router)
+        self.weight_overrides = kept
+        try:
+            router = self._build_router(config)
+        except Exception:
+            self.weight_overrides, self.router = previous
+            self.runtimes.sync(old)
+            raise
+        self.config, self.router = config, router
+        self.in_flight.resize(config.routing.max_in_flight)
+        self.reporter.access_log = config.server.access_log
+        self.audit_log = AuditLog(config.admin.audit_log)
+        self.config_version = _fingerprint(config)
+        return self.config_version
+
+    def reload(self, source: str) -> str:
+        """Re-read the config file; a bad file is rejected and the old config keeps serving."""
+        if self.config_path is None:
+            raise ConfigError("<none>", "", "this router was not started from a config file")
+        try:
+            config = load_config(self.config_path)
+            version = self.apply_config(config)
+        except ConfigError as exc:
+            self.metrics.config_reload(False)
+            log.error("config reload rejected: %s", exc.message, extra={"source": source})
+            raise
+        except Exception as exc:
+            self.metrics.config_reload(False)
+            log.exception("config reload failed", extra={"source": source})
+            raise ConfigError(str(self.config_path), "", f"cannot apply: {exc}") from exc
+        self.metrics.config_reload(True)
+        self._file_state = _file_state(self.config_path)
+        log.info("config reloaded", extra={"source": source, "config_version": version})
+        return version
+
+    async def _watch(self, interval_s: float) -> None:
+        """Reload when the file changes: a ConfigMap update swaps the file behind a symlink."""
+        while True:
+            await asyncio.sleep(interval_s)
+            state = _file_state(self.config_path)
+            if state is None or state == self._file_state:
+                continue
+            self._file_state = state
+            with contextlib.suppress(ConfigError):
+                self.reload(source="file-watch")
+
+    def audit(self, operator: str, action: str, **fields: str | int | float) -> None:
+        try:
+            self.audit_log.append(operator, action, **fields)
+        except OSError:
+            log.exception("cannot write the decisions log", extra={"action": action})
+
+    # -- serving -----------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response | StreamingResponse:
         return await self.routes.dispatch(request)
 
@@ -70,8 +225,35 @@ class RouteGuardApp:
         bind_host = self.config.server.host if host is None else host
         bind_port = self.config.server.port if port is None else port
         self.port = await self.server.start(bind_host, bind_port, reuse_port=reuse_port)
+        self.reporter.refresh(self.router)
+        interval = self.config.server.watch_config_s
+        if self.config_path is not None and interval > 0:
+            self._watcher = asyncio.create_task(self._watch(interval))
+        self.ready = True
         return self.port
 
-    async def close(self, drain_timeout_s: float = 10.0) -> None:
-        await self.server.close(drain_timeout_s)
+    async def close(self, drain_timeout_s: float | None = None) -> None:
+        """Drain: readiness turns 503, new connections are refused, in-flight answers finish."""
+        self.draining = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        timeout = self.config.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        await self.server.close(timeout)
         await self.pool.close()
+
+
+def _fingerprint(config: Config) -> str:
+    digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    return digest[:12]
+
+
+def _file_state(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)  # follows the symlink a ConfigMap mount swaps
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)

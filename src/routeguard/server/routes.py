@@ -1,22 +1,28 @@
-"""HTTP routes: the OpenAI-compatible data plane and the health endpoint.
+"""HTTP routes: the OpenAI-compatible data plane, health, readiness and metrics.
 
 Handlers turn wire requests into typed ones, call the router, and turn results and errors into
-answers. Every error reaches the client in OpenAI's envelope with the right status.
+answers. Every error reaches the client in OpenAI's envelope with the right status, and every
+client request is counted and logged once, when its answer is complete (for a stream: when the
+stream ends).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
 from routeguard.errors import AttemptsFailedError, RouteGuardError, UpstreamError
 from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
-from routeguard.wire.chat import parse_chat_request, parse_embedding_request
+from routeguard.routing.router import Routed, Trace
+from routeguard.server.admin import AdminRoutes
+from routeguard.server.health import HealthRoutes
+from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
 if TYPE_CHECKING:
@@ -28,8 +34,10 @@ log = logging.getLogger("routeguard.routes")
 
 DEPLOYMENT_HEADER = "x-routeguard-deployment"
 ATTEMPTS_HEADER = "x-routeguard-attempts"
+REQUEST_ID_HEADER = "x-request-id"
 
 Route = Callable[[Request], Awaitable[Response | StreamingResponse]]
+T = TypeVar("T")
 
 
 def error_response(exc: RouteGuardError) -> Response:
@@ -44,30 +52,25 @@ def error_response(exc: RouteGuardError) -> Response:
     return Response(exc.status, error_body(exc), headers)
 
 
-_OVERLOADED = Response(
-    503,
-    orjson.dumps(
-        error_envelope(
-            "RouteGuard is at its in-flight request limit; retry shortly.",
-            "service_unavailable",
-            code="overloaded",
-        )
-    ),
-    [("retry-after", "1")],
-)
-
-
-def _plain_error(status: int, message: str, error_type: str, code: str | None = None) -> Response:
+def plain_error(status: int, message: str, error_type: str, code: str | None = None) -> Response:
     return Response(status, orjson.dumps(error_envelope(message, error_type, code=code)))
+
+
+def _request_id(request: Request) -> str:
+    """The caller's ``x-request-id`` when it is sane, else a fresh one."""
+    given = request.headers.get(REQUEST_ID_HEADER)
+    if given and len(given) <= 128 and given.isprintable() and "|" not in given:
+        return given
+    return secrets.token_hex(8)
 
 
 class Routes:
     """The route table; ``dispatch`` is the server's single handler."""
 
-    def __init__(self, app: RouteGuardApp, *, version: str) -> None:
+    def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.version = version
-        self.started_at = app.started_at
+        health = HealthRoutes(app)
+        admin = AdminRoutes(app)
         chat, embeddings = self.chat_completions, self.embeddings
         self.table: dict[str, dict[str, Route]] = {
             "/v1/chat/completions": {"POST": chat},
@@ -76,18 +79,21 @@ class Routes:
             "/embeddings": {"POST": embeddings},
             "/v1/models": {"GET": self.models},
             "/models": {"GET": self.models},
-            "/health": {"GET": self.health},
+            "/health": {"GET": health.health},
+            "/health/ready": {"GET": health.ready},
+            "/metrics": {"GET": health.metrics},
+            **admin.table(),
         }
 
     async def dispatch(self, request: Request) -> Response | StreamingResponse:
         methods = self.table.get(request.path)
         if methods is None:
-            return _plain_error(
+            return plain_error(
                 404, f"Unknown path {request.path}", "invalid_request_error", "not_found"
             )
         route = methods.get(request.method)
         if route is None:
-            response = _plain_error(
+            response = plain_error(
                 405,
                 f"Method {request.method} not allowed on {request.path}",
                 "invalid_request_error",
@@ -99,82 +105,126 @@ class Routes:
         except RouteGuardError as exc:
             return error_response(exc)
 
+    # -- the data plane ----------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> Response | StreamingResponse:
-        limit = self.app.in_flight
-        if not limit.try_enter():
-            return _OVERLOADED
+        return await self._proxy(request, stream_capable=True)
+
+    async def embeddings(self, request: Request) -> Response | StreamingResponse:
+        return await self._proxy(request, stream_capable=False)
+
+    async def _proxy(
+        self, request: Request, *, stream_capable: bool
+    ) -> Response | StreamingResponse:
+        app = self.app
+        started = time.perf_counter()
+        request_id = _request_id(request)
+        trace = Trace()
+        if not app.in_flight.try_enter():
+            response = _overloaded()
+            self._account(response, trace, started, request_id)
+            return response
         handed_over = False
         try:
-            chat = parse_chat_request(request.body)
-            router = self.app.router
-            if chat.stream:
-                stream = await router.open_chat_stream(chat)
-                headers = [
-                    (DEPLOYMENT_HEADER, stream.deployment.name),
-                    (ATTEMPTS_HEADER, str(stream.attempts)),
-                ]
-                handed_over = True  # the relay leaves the limit when the stream ends
-                return StreamingResponse(200, _Relay(stream.value, limit.leave), headers)
-            result = await router.chat(chat)
-            headers = [
-                (DEPLOYMENT_HEADER, result.deployment.name),
-                (ATTEMPTS_HEADER, str(result.attempts)),
-            ]
-            return Response(200, result.value.body, headers)
+            if stream_capable:
+                chat = parse_chat_request(request.body)
+                trace.group = chat.model
+                if chat.stream:
+                    opened = await self._open_stream(chat, trace, started, request_id)
+                    handed_over = isinstance(opened, StreamingResponse)
+                    return opened
+                routed_chat = await app.router.chat(chat, trace)
+                body, routed = routed_chat.value.body, _meta(routed_chat)
+            else:
+                embedding = parse_embedding_request(request.body)
+                trace.group = embedding.model
+                routed_bytes = await app.router.embed(embedding, trace)
+                body, routed = routed_bytes.value, _meta(routed_bytes)
+            answer = Response(200, body, _headers(routed, request_id))
+        except RouteGuardError as exc:
+            answer = error_response(exc)
+            answer.headers.append((REQUEST_ID_HEADER, request_id))
         finally:
             if not handed_over:
-                limit.leave()
+                app.in_flight.leave()
+        self._account(answer, trace, started, request_id)
+        return answer
 
-    async def embeddings(self, request: Request) -> Response:
-        limit = self.app.in_flight
-        if not limit.try_enter():
-            return _OVERLOADED
+    async def _open_stream(
+        self, chat: ChatRequest, trace: Trace, started: float, request_id: str
+    ) -> Response | StreamingResponse:
         try:
-            embedding = parse_embedding_request(request.body)
-            result = await self.app.router.embed(embedding)
-        finally:
-            limit.leave()
-        headers = [
-            (DEPLOYMENT_HEADER, result.deployment.name),
-            (ATTEMPTS_HEADER, str(result.attempts)),
-        ]
-        return Response(200, result.value, headers)
+            routed = await self.app.router.open_chat_stream(chat, trace)
+        except RouteGuardError as exc:
+            answer = error_response(exc)
+            answer.headers.append((REQUEST_ID_HEADER, request_id))
+            self._account(answer, trace, started, request_id)
+            return answer
+        ttft_s = time.perf_counter() - started
+        app = self.app
+
+        def finished(failed: bool) -> None:
+            app.in_flight.leave()
+            total_s = time.perf_counter() - started
+            status = 502 if failed else 200
+            app.reporter.client_request(
+                trace.group, status, trace, total_s, request_id=request_id, ttft_s=ttft_s
+            )
+
+        headers = _headers(_meta(routed), request_id)
+        return StreamingResponse(200, _Relay(routed.value, finished), headers)
+
+    def _account(self, answer: Response, trace: Trace, started: float, request_id: str) -> None:
+        total_s = time.perf_counter() - started
+        self.app.reporter.client_request(
+            trace.group, answer.status, trace, total_s, request_id=request_id
+        )
 
     async def models(self, request: Request) -> Response:
-        created = int(self.started_at)
+        created = int(self.app.started_at)
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "routeguard"}
             for name in self.app.router.groups
         ]
         return Response(200, orjson.dumps({"object": "list", "data": data}))
 
-    async def health(self, request: Request) -> Response:
-        groups = {
-            name: {"deployments": len(group.members), "routable": group.routable}
-            for name, group in self.app.router.groups.items()
-        }
-        routable = any(group.routable for group in self.app.router.groups.values())
-        body = {
-            "status": "ok" if routable else "unavailable",
-            "version": self.version,
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "model_groups": groups,
-        }
-        return Response(200 if routable else 503, orjson.dumps(body))
+
+def _meta(routed: Routed[T]) -> tuple[str, int]:
+    return routed.deployment.name, routed.attempts
+
+
+def _headers(meta: tuple[str, int], request_id: str) -> list[tuple[str, str]]:
+    deployment, attempts = meta
+    return [
+        (DEPLOYMENT_HEADER, deployment),
+        (ATTEMPTS_HEADER, str(attempts)),
+        (REQUEST_ID_HEADER, request_id),
+    ]
+
+
+def _overloaded() -> Response:
+    response = plain_error(
+        503,
+        "RouteGuard is at its in-flight request limit; retry shortly.",
+        "service_unavailable",
+        code="overloaded",
+    )
+    response.headers.append(("retry-after", "1"))
+    return response
 
 
 class _Relay:
     """Relays a provider stream to the client.
 
     A failure after bytes went out ends the stream with an OpenAI error event. A class rather
-    than a generator, because cleanup (closing the upstream, leaving the in-flight limit) must
-    run even when the server closes it before the first iteration (the client already left).
+    than a generator, because cleanup (closing the upstream, leaving the in-flight limit,
+    accounting) must run even when the server closes it before the first iteration (the client
+    already left).
     """
 
-    def __init__(self, stream: ChatStream, done: Callable[[], None]) -> None:
+    def __init__(self, stream: ChatStream, finished: Callable[[bool], None]) -> None:
         self._stream = stream
         self._iterator = aiter(stream)
-        self._done: Callable[[], None] | None = done
+        self._finished: Callable[[bool], None] | None = finished
         self._failed = False
 
     def __aiter__(self) -> _Relay:
@@ -193,10 +243,10 @@ class _Relay:
             return sse_error_event(exc)
 
     async def aclose(self) -> None:
-        if self._done is not None:
-            done, self._done = self._done, None
-            done()
+        if self._finished is not None:
+            finished, self._finished = self._finished, None
             aclose = getattr(self._iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
             await self._stream.aclose()
+            finished(self._failed)

@@ -8,6 +8,7 @@ restart (the runbook's ``kubectl rollout restart``) lose no request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 import uvloop
 
 from routeguard.config.loader import load_config
+from routeguard.errors import ConfigError
+from routeguard.observability.logs import LogFormat, configure_logging
 from routeguard.server.app import RouteGuardApp
 
 __all__ = ["serve", "serve_forever"]
@@ -24,42 +27,55 @@ log = logging.getLogger("routeguard")
 
 
 async def serve_forever(
-    config_path: Path,
-    host: str | None,
-    port: int | None,
-    *,
-    reuse_port: bool = False,
-    drain_timeout_s: float = 10.0,
+    config_path: Path, host: str | None, port: int | None, *, reuse_port: bool = False
 ) -> None:
+    """Serve until SIGTERM/SIGINT, then drain. SIGHUP reloads the config file."""
     config = load_config(config_path)
-    app = RouteGuardApp(config)
+    app = RouteGuardApp(config, config_path=config_path)
     bound = await app.start(host, port, reuse_port=reuse_port)
-    log.info("routeguard listening on %s:%d", host or config.server.host, bound)
+    log.info("listening", extra={"host": host or config.server.host, "port": bound})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, app)
     try:
         await stop.wait()
     finally:
-        log.info("routeguard draining (up to %.0fs)", drain_timeout_s)
-        await app.close(drain_timeout_s)
+        log.info("draining", extra={"drain_timeout_s": app.config.server.drain_timeout_s})
+        await app.close()
+        log.info("stopped")
 
 
-def _worker(config_path: Path, host: str | None, port: int | None, reuse_port: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _reload(app: RouteGuardApp) -> None:
+    with contextlib.suppress(ConfigError):  # logged and counted by reload; old config serves
+        app.reload(source="SIGHUP")
+
+
+def _worker(
+    config_path: Path, host: str | None, port: int | None, reuse_port: bool, log_format: LogFormat
+) -> None:
+    configure_logging(log_format)
     uvloop.run(serve_forever(config_path, host, port, reuse_port=reuse_port))
 
 
-def serve(config_path: Path, host: str | None, port: int | None, workers: int = 1) -> None:
+def serve(
+    config_path: Path,
+    host: str | None,
+    port: int | None,
+    workers: int = 1,
+    log_format: LogFormat = "json",
+) -> None:
     """Serve in this process, or in ``workers`` processes sharing the port (``SO_REUSEPORT``)."""
     load_config(config_path)  # fail fast, once, with the config error, before forking
     if workers <= 1:
-        _worker(config_path, host, port, False)
+        _worker(config_path, host, port, False, log_format)
         return
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker, args=(config_path, host, port, True), daemon=False)
+        context.Process(
+            target=_worker, args=(config_path, host, port, True, log_format), daemon=False
+        )
         for _ in range(workers)
     ]
     for process in processes:

@@ -1,0 +1,138 @@
+"""The reporter: turns what the router and the edge do into metrics and log lines.
+
+It implements the router's hooks and the breaker transition listener, so routing never imports
+Prometheus or logging. Gauges that describe current state (breaker state, in-flight, queue
+depth, effective weight) are read from the runtime registry when ``/metrics`` is scraped rather
+than updated on every request, which keeps the request path to a few counter increments.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from routeguard.observability.logs import log_breaker_transition, log_request
+from routeguard.observability.metrics import DeploymentMetrics, GroupMetrics, RouterMetrics
+from routeguard.resilience import BreakerState
+from routeguard.routing.router import AttemptRecord, Router, Trace
+from routeguard.routing.runtime import RuntimeRegistry
+
+__all__ = ["Reporter"]
+
+log = logging.getLogger("routeguard.requests")
+breaker_log = logging.getLogger("routeguard.breaker")
+
+
+class Reporter:
+    """Metrics and logs for one app; pass it to the router as hooks."""
+
+    def __init__(self, metrics: RouterMetrics, runtimes: RuntimeRegistry, *, access_log: bool):
+        self.metrics = metrics
+        self.runtimes = runtimes
+        self.access_log = access_log
+        self._deployments: dict[tuple[str, str], DeploymentMetrics] = {}
+        self._groups: dict[str, GroupMetrics] = {}
+        self.known_groups: frozenset[str] = frozenset()
+
+    def set_groups(self, names: set[str]) -> None:
+        """The configured model groups: only these become label values (bounded series)."""
+        self.known_groups = frozenset(names)
+
+    # -- router hooks ------------------------------------------------------------------------
+    def attempt_finished(self, record: AttemptRecord) -> None:
+        deployment = record.deployment
+        handle = self._deployment(record.group, deployment.name, deployment.provider_name)
+        handle.attempt()
+        error = record.error
+        if error is not None:
+            handle.error(getattr(error, "reason", "other"))
+        elif record.usage is not None:
+            usage = record.usage
+            cost = (
+                usage.prompt_tokens * deployment.input_cost_per_token
+                + usage.completion_tokens * deployment.output_cost_per_token
+            )
+            handle.tokens(usage.prompt_tokens, usage.completion_tokens, cost)
+        group = self._group(record.group)
+        group.latency("upstream", record.upstream_s)
+        if record.ttft_s is not None:
+            group.latency("ttft", record.ttft_s)
+
+    def retried(self, group: str) -> None:
+        self._group(group).retry()
+
+    def fell_back(self, group: str, to_group: str) -> None:
+        self._group(group).fallback(to_group)
+
+    # -- breaker transitions -----------------------------------------------------------------
+    def breaker_transition(
+        self, deployment: str, old: BreakerState, new: BreakerState, reason: str
+    ) -> None:
+        runtime = self.runtimes.deployments.get(deployment)
+        provider = runtime.provider if runtime is not None else "unknown"
+        self.metrics.breaker_transition(deployment, provider, int(new))
+        log_breaker_transition(
+            breaker_log,
+            deployment=deployment,
+            provider=provider,
+            old=int(old),
+            new=int(new),
+            reason=reason,
+        )
+
+    # -- client requests ---------------------------------------------------------------------
+    def client_request(
+        self,
+        group: str | None,
+        status: int,
+        trace: Trace,
+        total_s: float,
+        *,
+        request_id: str,
+        ttft_s: float | None = None,
+    ) -> None:
+        """One client request answered (a stream: once it ended)."""
+        known = group if group in self.known_groups else None
+        handle = self._group(known)
+        handle.client(status)
+        handle.latency("total", total_s)
+        if trace.attempts:
+            handle.latency("overhead", max(0.0, total_s - trace.upstream_s))
+        if self.access_log:
+            log_request(
+                log,
+                request_id=request_id,
+                model_group=group or "unknown",
+                deployment=trace.deployment,
+                attempts=trace.attempts,
+                status=status,
+                latency_ms=total_s * 1000,
+                upstream_ms=trace.upstream_s * 1000,
+                ttft_ms=None if ttft_s is None else ttft_s * 1000,
+            )
+
+    # -- scrape time -------------------------------------------------------------------------
+    def refresh(self, router: Router) -> None:
+        """Set the state gauges from the live runtime state, just before a scrape."""
+        for runtime in self.runtimes.deployments.values():
+            state = runtime.breaker.state  # reading it lets an elapsed cooldown half-open
+            self.metrics.breaker_state(runtime.name, runtime.provider, int(state))
+            self.metrics.in_flight.labels(runtime.name).set(runtime.limiter.in_flight)
+            self.metrics.queue_depth.labels(runtime.name).set(runtime.limiter.queued)
+        for group in router.groups.values():
+            for member, weight in zip(group.members, group.weights, strict=True):
+                self._deployment(group.name, member.name, member.provider_name)
+                self.metrics.effective_weight(group.name, member.name, weight)
+
+    def _deployment(self, group: str, name: str, provider: str) -> DeploymentMetrics:
+        key = (group, name)
+        handle = self._deployments.get(key)
+        if handle is None:
+            handle = self._deployments[key] = self.metrics.deployment(group, name, provider)
+        return handle
+
+    def _group(self, group: str | None) -> GroupMetrics:
+        key = group or ""
+        handle = self._groups.get(key)
+        if handle is None:
+            handle = self._groups[key] = self.metrics.group(group)
+        return handle
