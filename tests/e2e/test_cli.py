@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 
 ROUTEGUARD = [sys.executable, "-m", "routeguard.cli"]
@@ -146,3 +149,74 @@ def test_demo_rejects_unknown_outage_deployment():
     )
     assert result.returncode == 2
     assert "--outage must name a demo deployment" in result.stderr
+
+
+def test_serve_logs_json_lines_without_secrets(tmp_path):
+    sim_port, router_port = free_port(), free_port()
+    sim = subprocess.Popen(
+        [*ROUTEGUARD, "simulate", "--port", str(sim_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "routing: {num_retries: 1, retry_backoff_s: 0}\n"
+        "admin:\n  tokens: {oncall: admin-token-SECRET}\n"
+        "deployments:\n"
+        f'  good: {{provider: openai, model: m, api_base: "http://127.0.0.1:{sim_port}/good/v1", api_key: sk-upstream-SECRET}}\n'
+        f'  bad: {{provider: openai, model: m, api_base: "http://127.0.0.1:{sim_port}/bad/v1", api_key: sk-upstream-SECRET}}\n'
+        "weights:\n  g: {good: 1, bad: 1}\n"
+    )
+    router = subprocess.Popen(
+        [
+            *ROUTEGUARD,
+            "serve",
+            "--config",
+            str(path),
+            "--port",
+            str(router_port),
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(sim_port, sim)
+        wait_for_port(router_port, router)
+        httpx.put(
+            f"http://127.0.0.1:{sim_port}/_sim/faults/bad",
+            json={"error_rate": 1.0, "error_status": 401},
+        )
+        for i in range(6):
+            response = httpx.post(
+                f"http://127.0.0.1:{router_port}/v1/chat/completions",
+                json={"model": "g", "messages": [{"role": "user", "content": "top secret prompt"}]},
+                headers={"x-request-id": f"req-{i}"},
+            )
+            assert response.status_code == 200
+        httpx.get(
+            f"http://127.0.0.1:{router_port}/admin/deployments",
+            headers={"authorization": "Bearer wrong-token"},
+        )
+        router.send_signal(signal.SIGTERM)
+        _, stderr = router.communicate(timeout=30)
+    finally:
+        for process in (router, sim):
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=10)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    requests = [r for r in records if r["event"] == "request"]
+    assert {r["request_id"] for r in requests} == {f"req-{i}" for i in range(6)}
+    assert all(r["status"] == 200 and r["model_group"] == "g" for r in requests)
+    opened = [r for r in records if r["event"] == "circuit_breaker_open"]
+    assert opened
+    assert opened[0]["deployment"] == "bad"
+    assert opened[0]["level"] == "WARNING"
+    # The runbook's grep finds the breaker line.
+    assert any(re.search(r"(ERROR|CRITICAL|circuit_breaker)", line) for line in lines)
+    for secret in ("SECRET", "top secret prompt", "wrong-token"):
+        assert secret not in stderr
