@@ -20,7 +20,9 @@ classifies errors by message text.
         ├── UpstreamConnectionError     502 refused / reset / DNS: retryable
         ├── UpstreamTimeoutError        504 connect, first byte, idle or total: retryable
         ├── UpstreamBadResponseError    502 malformed body or stream: retryable
-        └── UpstreamStatusError         the provider answered with an error status
+        ├── UpstreamStatusError         the provider answered with an error status
+        │   └── ContentPolicyError      400 a content filter refused the prompt
+        └── UnsupportedByDeploymentError 400 this deployment cannot serve it; another may
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ __all__ = [
     "AttemptsFailedError",
     "ClientError",
     "ConfigError",
+    "ContentPolicyError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NoDeploymentAvailableError",
     "PayloadTooLargeError",
     "RouteGuardError",
+    "UnsupportedByDeploymentError",
     "UpstreamBadResponseError",
     "UpstreamConnectionError",
     "UpstreamError",
@@ -216,6 +220,46 @@ class UpstreamStatusError(UpstreamError):
         if self.retry_after_s is None:
             return []
         return [("retry-after", str(max(1, round(self.retry_after_s))))]
+
+
+class ContentPolicyError(UpstreamStatusError):
+    """The provider's content filter refused the prompt.
+
+    Another deployment would refuse it too (the client must change the prompt), so it is not
+    retried; ``content_policy_fallbacks`` may still send it to a group with another policy.
+    """
+
+    def __init__(
+        self, message: str, *, param: str | None = None, deployment: str = "", provider: str = ""
+    ) -> None:
+        super().__init__(
+            message,
+            status=400,
+            error_type="invalid_request_error",
+            code="content_filter",
+            param=param,
+            deployment=deployment,
+            provider=provider,
+        )
+
+
+class UnsupportedByDeploymentError(UpstreamError):
+    """This deployment cannot serve this request (a parameter its provider lacks, embeddings
+    from a chat-only provider), though another member of the group may.
+
+    Raised by an adapter before anything is sent. The router tries another deployment and never
+    this one again for the request; the breaker ignores it. If no deployment can serve it, the
+    client gets this 400 with the parameter named.
+    """
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "unsupported_parameter"
+    reason = "bad_request"
+
+    def __init__(self, message: str, *, param: str | None = None, deployment: str = "") -> None:
+        super().__init__(message, deployment=deployment)
+        self.param = param
 
 
 def _default_type(status: int) -> str:

@@ -22,7 +22,7 @@ from anthropic_frames import (
 )
 
 from routeguard.errors import (
-    InvalidRequestError,
+    UnsupportedByDeploymentError,
     UpstreamBadResponseError,
     UpstreamError,
     UpstreamStatusError,
@@ -229,6 +229,6 @@ async def test_stream_without_message_stop(
 
 
 async def test_cannot_embed(provider: AnthropicProvider) -> None:
-    with pytest.raises(InvalidRequestError, match="cannot embed") as info:
+    with pytest.raises(UnsupportedByDeploymentError, match="cannot embed") as info:
         await provider.embed(EmbeddingRequest("gpt-4-turbo", {"input": "x"}))
     assert info.value.status == 400

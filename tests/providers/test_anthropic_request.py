@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from routeguard.errors import InvalidRequestError
+from routeguard.errors import InvalidRequestError, UnsupportedByDeploymentError
 from routeguard.providers.anthropic_request import UNSUPPORTED_PARAMS, to_anthropic
 
 USER = {"role": "user", "content": "Hi"}
@@ -344,7 +344,7 @@ def test_every_unsupported_param_is_tested() -> None:
 
 @pytest.mark.parametrize(("name", "value"), UNSUPPORTED)
 def test_unsupported_params_refused(name: str, value: object) -> None:
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(UnsupportedByDeploymentError) as info:
         translate({"messages": [USER], name: value})
     assert info.value.param == name
     assert "drop_unsupported_params" in info.value.message

@@ -19,7 +19,11 @@ from typing import cast
 
 import orjson
 
-from routeguard.errors import InvalidRequestError, UpstreamBadResponseError, UpstreamError
+from routeguard.errors import (
+    UnsupportedByDeploymentError,
+    UpstreamBadResponseError,
+    UpstreamError,
+)
 from routeguard.net.client import UpstreamResponse
 from routeguard.providers.anthropic_errors import status_error
 from routeguard.providers.anthropic_request import to_anthropic
@@ -51,13 +55,16 @@ class AnthropicProvider(Provider):
 
     def _body(self, request: ChatRequest) -> bytes:
         endpoint = self.endpoint
-        body = to_anthropic(
-            request.payload,
-            model=endpoint.model,
-            stream=request.stream,
-            default_max_tokens=endpoint.default_max_tokens,
-            drop_unsupported=endpoint.drop_unsupported_params,
-        )
+        try:
+            body = to_anthropic(
+                request.payload,
+                model=endpoint.model,
+                stream=request.stream,
+                default_max_tokens=endpoint.default_max_tokens,
+                drop_unsupported=endpoint.drop_unsupported_params,
+            )
+        except UpstreamError as exc:
+            raise _blame(exc, endpoint) from None
         return orjson.dumps(body)
 
     async def _post(self, body: bytes, *, stream: bool = False) -> UpstreamResponse:
@@ -102,9 +109,10 @@ class AnthropicProvider(Provider):
         return stream
 
     async def embed(self, request: EmbeddingRequest) -> bytes:
-        raise InvalidRequestError(
+        raise UnsupportedByDeploymentError(
             f"Deployment '{self.endpoint.deployment}' is an Anthropic model, which cannot embed.",
             param="model",
+            deployment=self.endpoint.deployment,
         )
 
 

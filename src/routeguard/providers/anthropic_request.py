@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from routeguard.errors import InvalidRequestError
+from routeguard.errors import InvalidRequestError, UnsupportedByDeploymentError
 
 __all__ = ["DEFAULT_MAX_TOKENS", "UNSUPPORTED_PARAMS", "to_anthropic"]
 
@@ -100,7 +100,7 @@ def to_anthropic(
 def _refuse_unsupported(payload: dict[str, Any]) -> None:
     for name, neutral in UNSUPPORTED_PARAMS.items():
         if name in payload and not neutral(payload[name]):
-            raise InvalidRequestError(
+            raise UnsupportedByDeploymentError(
                 f"'{name}' is not supported by Anthropic models: remove it, or set "
                 "drop_unsupported_params on the deployment to have it ignored.",
                 param=name,

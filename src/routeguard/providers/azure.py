@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import orjson
 
-from routeguard.errors import UpstreamError, UpstreamStatusError
+from routeguard.errors import ContentPolicyError, UpstreamError, UpstreamStatusError
 from routeguard.net.client import UpstreamPool, UpstreamResponse
 from routeguard.providers.base import ChatStream, Endpoint, Usage
 from routeguard.providers.openai import OpenAIProvider, status_error
@@ -42,25 +42,6 @@ DEFAULT_API_VERSION = "2024-10-21"
 
 _BEARER = "bearer "
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
-
-
-class ContentPolicyError(UpstreamStatusError):
-    """The provider's content filter refused the prompt.
-
-    Another deployment would refuse it too (the client must change the prompt), so it is not
-    retried, and metrics count it apart from ordinary bad requests.
-    """
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(
-            message,
-            status=400,
-            error_type="invalid_request_error",
-            code="content_filter",
-            param=param,
-        )
-        self.reason = "content_policy"
-        self.retryable = False
 
 
 class AzureProvider(OpenAIProvider):

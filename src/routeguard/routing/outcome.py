@@ -18,6 +18,8 @@ from routeguard.resilience import Outcome
 __all__ = ["classify"]
 
 
+# The request's fault, not the deployment's: never counted against its health.
+_CLIENT_REASONS = frozenset({"bad_request", "content_policy", "context_window"})
 _BY_REASON = {"auth": Outcome.AUTH_FAILURE, "rate_limit": Outcome.RATE_LIMITED}
 
 
@@ -30,4 +32,6 @@ def classify(error: RouteGuardError | None) -> Outcome:
         return _BY_REASON[error.reason]
     if isinstance(error, UpstreamConnectionError) and error.refused:
         return Outcome.CONNECTION_REFUSED
-    return Outcome.FAILURE if error.retryable else Outcome.IGNORED
+    if error.reason in _CLIENT_REASONS or not error.retryable:
+        return Outcome.IGNORED
+    return Outcome.FAILURE

@@ -34,6 +34,7 @@ from routeguard.errors import (
     ModelNotFoundError,
     NoDeploymentAvailableError,
     RouteGuardError,
+    UnsupportedByDeploymentError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -289,12 +290,14 @@ class Router:
         candidates = self.plan(name)
         tried: list[Deployment] = []
         group_failures: list[RouteGuardError] = []
+        unable: set[Deployment] = set()  # cannot serve this request at all: never again
         for attempt in range(self.settings.num_retries + 1):
             if attempt:
                 self.hooks.retried(name)
                 await self._backoff(attempt, deadline, group_failures[-1])
             try:
-                deployment, permit = await self._admit(name, candidates, tried, deadline)
+                usable = [d for d in candidates if d not in unable]
+                deployment, permit = await self._admit(name, usable, tried, deadline)
             except (NoDeploymentAvailableError, SaturatedError):
                 if not group_failures:
                     raise
@@ -307,6 +310,8 @@ class Router:
                 group_failures.append(exc)
                 if not exc.retryable:
                     raise
+                if isinstance(exc, UnsupportedByDeploymentError):
+                    unable.add(deployment)
                 tried.append(deployment)
                 continue
             return Routed(value, deployment, len(failures) + 1, name)
@@ -327,7 +332,7 @@ class Router:
         last = tried[-1] if tried else None
         fresh = [d for d in candidates if d not in tried]
         again = [d for d in candidates if d in tried and d is not last]
-        order = fresh + again + ([last] if last is not None else [])
+        order = fresh + again + ([last] if last is not None and last in candidates else [])
         for deployment in order:
             permit = _try_take(deployment)
             if permit is not None:
