@@ -27,6 +27,8 @@ classifies errors by message text.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "AttemptsFailedError",
     "ClientError",
@@ -62,6 +64,14 @@ class RouteGuardError(Exception):
     def headers(self) -> list[tuple[str, str]]:
         """Extra response headers the client should see (e.g. ``Retry-After``)."""
         return []
+
+
+def retry_after_header(seconds: float | None) -> list[tuple[str, str]]:
+    """A ``Retry-After`` header in whole seconds, rounded up: a client told to come back before
+    the limit frees would only be refused again."""
+    if seconds is None:
+        return []
+    return [("retry-after", str(max(1, math.ceil(seconds))))]
 
 
 class ConfigError(RouteGuardError):
@@ -136,9 +146,7 @@ class NoDeploymentAvailableError(RouteGuardError):
         self.retry_after_s = retry_after_s
 
     def headers(self) -> list[tuple[str, str]]:
-        if self.retry_after_s is None:
-            return []
-        return [("retry-after", str(max(1, round(self.retry_after_s))))]
+        return retry_after_header(self.retry_after_s)
 
 
 class UpstreamError(RouteGuardError):
@@ -217,9 +225,7 @@ class UpstreamStatusError(UpstreamError):
         self.retryable = self.reason in _RETRYABLE_REASONS or status in (408, 409)
 
     def headers(self) -> list[tuple[str, str]]:
-        if self.retry_after_s is None:
-            return []
-        return [("retry-after", str(max(1, round(self.retry_after_s))))]
+        return retry_after_header(self.retry_after_s)
 
 
 class ContentPolicyError(UpstreamStatusError):

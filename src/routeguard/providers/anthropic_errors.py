@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from routeguard.errors import UpstreamStatusError
+from routeguard.providers.base import retry_after
 
 __all__ = ["ANTHROPIC_ERROR_TYPES", "in_band_error", "status_error"]
 
@@ -35,7 +36,7 @@ ANTHROPIC_ERROR_TYPES: dict[str, tuple[int, str, str | None]] = {
 def status_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamStatusError:
     """Translate an Anthropic error answer (HTTP ``status``, JSON ``body``)."""
     anthropic_type, message = _parse(body)
-    return _build(status, anthropic_type, message, _retry_after(headers))
+    return _build(status, anthropic_type, message, retry_after(headers))
 
 
 def in_band_error(data: bytes | dict[str, Any]) -> UpstreamStatusError:
@@ -72,13 +73,3 @@ def _build(
     return UpstreamStatusError(
         text, status=status, error_type=error_type, code=code, retry_after_s=retry_after_s
     )
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date; the breaker falls back to its default cooldown

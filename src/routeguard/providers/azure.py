@@ -24,13 +24,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from routeguard.errors import ContentPolicyError, UpstreamError, UpstreamStatusError
-from routeguard.net.client import UpstreamPool, UpstreamResponse
+from routeguard.net.client import UpstreamPool
 from routeguard.providers.base import ChatStream, Endpoint, Usage
 from routeguard.providers.openai import OpenAIProvider, status_error
 from routeguard.wire.chat import ChatRequest
@@ -69,25 +68,8 @@ class AzureProvider(OpenAIProvider):
             headers.append(self._auth)
         return headers
 
-    async def _post(
-        self, path: str, payload: dict[str, Any], *, stream: bool = False
-    ) -> UpstreamResponse:
-        endpoint = self.endpoint
-        try:
-            response = await self.pool.request(
-                endpoint.origin,
-                "POST",
-                self.path(path),
-                self._headers(),
-                self._body(payload),
-                endpoint.stream_timeouts if stream else endpoint.timeouts,
-            )
-            if response.status >= 400:
-                raise azure_status_error(response.status, await response.read(), response.headers)
-        except UpstreamError as exc:
-            exc.deployment, exc.provider = endpoint.deployment, endpoint.provider
-            raise
-        return response
+    def error_for(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        return azure_status_error(status, body, headers)
 
     async def open_chat_stream(self, request: ChatRequest) -> ChatStream:
         return _AzureStream(await super().open_chat_stream(request))

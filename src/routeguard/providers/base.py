@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from routeguard.net.client import Origin, Timeouts, UpstreamPool
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
-__all__ = ["ChatResult", "ChatStream", "Endpoint", "Provider", "Usage"]
+__all__ = ["ChatResult", "ChatStream", "Endpoint", "Provider", "Usage", "retry_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +93,14 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def embed(self, request: EmbeddingRequest) -> bytes:
         """Return the OpenAI-shaped embeddings body."""
+
+
+def retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds, as providers send it."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: the breaker falls back to its default cooldown

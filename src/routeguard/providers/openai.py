@@ -14,7 +14,7 @@ import orjson
 
 from routeguard.errors import UpstreamBadResponseError, UpstreamError, UpstreamStatusError
 from routeguard.net.client import UpstreamResponse
-from routeguard.providers.base import ChatResult, ChatStream, Provider, Usage
+from routeguard.providers.base import ChatResult, ChatStream, Provider, Usage, retry_after
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
 __all__ = ["OpenAIProvider", "status_error"]
@@ -34,6 +34,14 @@ class OpenAIProvider(Provider):
     def _body(self, payload: dict[str, Any]) -> bytes:
         return orjson.dumps({**payload, "model": self.endpoint.model})
 
+    def path(self, operation: str) -> str:
+        """The request path for an operation such as ``/chat/completions``."""
+        return operation
+
+    def error_for(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        """Translate an error answer; dialects of the OpenAI format override this."""
+        return status_error(status, body, headers)
+
     async def _post(
         self, path: str, payload: dict[str, Any], *, stream: bool = False
     ) -> UpstreamResponse:
@@ -42,13 +50,13 @@ class OpenAIProvider(Provider):
             response = await self.pool.request(
                 endpoint.origin,
                 "POST",
-                path,
+                self.path(path),
                 self._headers(),
                 self._body(payload),
                 endpoint.stream_timeouts if stream else endpoint.timeouts,
             )
             if response.status >= 400:
-                raise status_error(response.status, await response.read(), response.headers)
+                raise self.error_for(response.status, await response.read(), response.headers)
         except UpstreamError as exc:
             exc.deployment, exc.provider = endpoint.deployment, endpoint.provider
             raise
@@ -164,17 +172,8 @@ def status_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamS
         error_type=error_type,
         code=code,
         param=param,
-        retry_after_s=_retry_after(headers.get("retry-after")),
+        retry_after_s=retry_after(headers),
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date; the breaker falls back to its default cooldown
 
 
 def _str_or_none(value: object) -> str | None:

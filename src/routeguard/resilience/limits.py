@@ -20,7 +20,7 @@ import asyncio
 import math
 from collections import deque
 
-from routeguard.errors import RouteGuardError
+from routeguard.errors import RouteGuardError, retry_after_header
 from routeguard.resilience.clock import Clock, SlidingCounter, monotonic
 
 __all__ = ["ConcurrencyLimiter", "InFlightLimit", "RateLimiter", "SaturatedError"]
@@ -44,10 +44,7 @@ class SaturatedError(RouteGuardError):
         self.retry_after_s = retry_after_s
 
     def headers(self) -> list[tuple[str, str]]:
-        if self.retry_after_s is None:
-            return []
-        # Round up: a client told to come back before the limit frees would only be refused again.
-        return [("retry-after", str(max(1, math.ceil(self.retry_after_s))))]
+        return retry_after_header(self.retry_after_s)
 
 
 class ConcurrencyLimiter:
