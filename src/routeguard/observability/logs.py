@@ -41,6 +41,7 @@ __all__ = [
     "configure_logging",
     "log_breaker_transition",
     "log_request",
+    "logfmt_value",
     "redact",
     "redact_field",
 ]
@@ -217,7 +218,8 @@ class JsonFormatter(logging.Formatter):
 _BARE = re.compile(r"[^\s\"=\\]+")
 
 
-def _logfmt_value(value: object) -> str:
+def logfmt_value(value: object) -> str:
+    """A value as logfmt writes it: bare when safe, else a JSON string (no forged lines)."""
     text = value if isinstance(value, str) else _scalar_text(value)
     if _BARE.fullmatch(text):
         return text
@@ -244,7 +246,7 @@ class TextFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        line = " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
+        line = " ".join(f"{k}={logfmt_value(v)}" for k, v in _fields(record).items())
         exc = _exception_text(self, record)
         if exc:
             line += "\n" + "\n".join("    " + part for part in exc.splitlines())

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from routeguard.observability.logs import log_breaker_transition, log_request
+from routeguard.observability.access import AccessLog
+from routeguard.observability.logs import log_breaker_transition
 from routeguard.observability.metrics import DeploymentMetrics, GroupMetrics, RouterMetrics
 from routeguard.resilience import BreakerState
 from routeguard.routing.router import AttemptRecord, Router, Trace
@@ -18,17 +19,16 @@ from routeguard.routing.runtime import RuntimeRegistry
 
 __all__ = ["Reporter"]
 
-log = logging.getLogger("routeguard.requests")
 breaker_log = logging.getLogger("routeguard.breaker")
 
 
 class Reporter:
     """Metrics and logs for one app; pass it to the router as hooks."""
 
-    def __init__(self, metrics: RouterMetrics, runtimes: RuntimeRegistry, *, access_log: bool):
+    def __init__(self, metrics: RouterMetrics, runtimes: RuntimeRegistry, access: AccessLog):
         self.metrics = metrics
         self.runtimes = runtimes
-        self.access_log = access_log
+        self.access = access
         self._deployments: dict[tuple[str, str], DeploymentMetrics] = {}
         self._groups: dict[str, GroupMetrics] = {}
         self.known_groups: frozenset[str] = frozenset()
@@ -97,18 +97,16 @@ class Reporter:
         handle.latency("total", total_s)
         if trace.attempts:
             handle.latency("overhead", max(0.0, total_s - trace.upstream_s))
-        if self.access_log:
-            log_request(
-                log,
-                request_id=request_id,
-                model_group=group or "unknown",
-                deployment=trace.deployment,
-                attempts=trace.attempts,
-                status=status,
-                latency_ms=total_s * 1000,
-                upstream_ms=trace.upstream_s * 1000,
-                ttft_ms=None if ttft_s is None else ttft_s * 1000,
-            )
+        self.access.request(
+            request_id=request_id,
+            model_group=group or "unknown",
+            deployment=trace.deployment,
+            attempts=trace.attempts,
+            status=status,
+            latency_ms=total_s * 1000,
+            upstream_ms=trace.upstream_s * 1000,
+            ttft_ms=None if ttft_s is None else ttft_s * 1000,
+        )
 
     # -- scrape time -------------------------------------------------------------------------
     def refresh(self, router: Router) -> None:

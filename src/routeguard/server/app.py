@@ -27,6 +27,7 @@ from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
 from routeguard.net.client import UpstreamPool
 from routeguard.net.server import HttpServer, Request, Response, StreamingResponse
+from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
@@ -55,6 +56,7 @@ class RouteGuardApp:
         rng: random.Random | None = None,
         clock: Clock = monotonic,
         registry: CollectorRegistry | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.version = __version__
         self.started_at = time.time()
@@ -64,7 +66,9 @@ class RouteGuardApp:
         self.pool = UpstreamPool()
         self.metrics = RouterMetrics(registry or CollectorRegistry(), version=__version__)
         self.runtimes = RuntimeRegistry(clock, self._on_transition)
-        self.reporter = Reporter(self.metrics, self.runtimes, access_log=config.server.access_log)
+        self.access_log = access_log or AccessLog()
+        self.access_log.enabled = config.server.access_log
+        self.reporter = Reporter(self.metrics, self.runtimes, self.access_log)
         self.in_flight = InFlightLimit(config.routing.max_in_flight)
         self.weight_overrides: Weights = {}
         self.config = config
@@ -172,7 +176,7 @@ class RouteGuardApp:
             raise
         self.config, self.router = config, router
         self.in_flight.resize(config.routing.max_in_flight)
-        self.reporter.access_log = config.server.access_log
+        self.access_log.enabled = config.server.access_log
         self.audit_log = AuditLog(config.admin.audit_log)
         self.config_version = _fingerprint(config)
         return self.config_version
@@ -242,6 +246,7 @@ class RouteGuardApp:
         timeout = self.config.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         await self.server.close(timeout)
         await self.pool.close()
+        self.access_log.flush()
 
 
 def _fingerprint(config: Config) -> str:

@@ -12,12 +12,14 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import sys
 from pathlib import Path
 
 import uvloop
 
 from routeguard.config.loader import load_config
 from routeguard.errors import ConfigError
+from routeguard.observability.access import AccessLog
 from routeguard.observability.logs import LogFormat, configure_logging
 from routeguard.server.app import RouteGuardApp
 
@@ -27,11 +29,17 @@ log = logging.getLogger("routeguard")
 
 
 async def serve_forever(
-    config_path: Path, host: str | None, port: int | None, *, reuse_port: bool = False
+    config_path: Path,
+    host: str | None,
+    port: int | None,
+    *,
+    reuse_port: bool = False,
+    log_format: LogFormat = "json",
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain. SIGHUP reloads the config file."""
     config = load_config(config_path)
-    app = RouteGuardApp(config, config_path=config_path)
+    access = AccessLog(log_format, sys.stderr)
+    app = RouteGuardApp(config, config_path=config_path, access_log=access)
     bound = await app.start(host, port, reuse_port=reuse_port)
     log.info("listening", extra={"host": host or config.server.host, "port": bound})
     stop = asyncio.Event()
@@ -56,7 +64,7 @@ def _worker(
     config_path: Path, host: str | None, port: int | None, reuse_port: bool, log_format: LogFormat
 ) -> None:
     configure_logging(log_format)
-    uvloop.run(serve_forever(config_path, host, port, reuse_port=reuse_port))
+    uvloop.run(serve_forever(config_path, host, port, reuse_port=reuse_port, log_format=log_format))
 
 
 def serve(
