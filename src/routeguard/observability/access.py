@@ -72,8 +72,6 @@ class AccessLog:
                 ttft_ms=ttft_ms,
             )
             return
-        if not self._logger.isEnabledFor(logging.INFO):
-            return
         fields: dict[str, object] = {
             "ts": self._timestamp(),
             "level": "INFO",
