@@ -11,6 +11,7 @@ from routeguard.observability.metrics import (
     BREAKER_OPEN,
     ERROR_REASONS,
     LATENCY_BUCKETS,
+    OUTAGE_REASONS,
     RouterMetrics,
 )
 
@@ -54,8 +55,10 @@ def test_upstream_attempts_and_errors(metrics: RouterMetrics) -> None:
     assert value(s, "router_requests_total", **DEP) == 3
     assert value(s, "router_errors_total", **DEP, reason="timeout") == 2
     assert value(s, "router_errors_total", **DEP, reason="rate_limit") == 1
-    # Reasons never seen have no series: zero series per reason would multiply the scrape.
-    assert len(names(s, "router_errors_total")) == 2
+    # The outage reasons exist from the start at zero (so rate() sees an outage's first errors);
+    # other reasons never seen have no series, to keep the scrape small.
+    assert {n["reason"] for n in names(s, "router_errors_total")} == set(OUTAGE_REASONS)
+    assert value(s, "router_errors_total", **DEP, reason="server_error") == 0
 
 
 def test_unknown_error_reason_is_counted_as_other(metrics: RouterMetrics) -> None:
@@ -64,7 +67,7 @@ def test_unknown_error_reason_is_counted_as_other(metrics: RouterMetrics) -> Non
         dep.error(f"weird-{i}")
     dep.error("other")
     s = scrape(metrics)
-    assert names(s, "router_errors_total") == [{**DEP, "reason": "other"}]
+    assert {n["reason"] for n in names(s, "router_errors_total")} == {*OUTAGE_REASONS, "other"}
     assert value(s, "router_errors_total", **DEP, reason="other") == 51
 
 

@@ -201,13 +201,12 @@ class _Connection(asyncio.Protocol):
         try:
             while self._queue and not self._closed:
                 request, keep_alive = self._queue.popleft()
-                keep_alive = keep_alive and not self._server.closing
                 self._server.in_flight += 1
                 try:
                     await self._serve_one(request, keep_alive)
                 finally:
                     self._server.in_flight -= 1
-                if not keep_alive:
+                if not keep_alive or self._server.closing:
                     self._close()
                     return
         finally:
@@ -234,6 +233,9 @@ class _Connection(asyncio.Protocol):
     def _write_response(self, response: Response, keep_alive: bool) -> None:
         if self._transport is None or self._closed:
             return
+        # Decided as the answer goes out, not when the request came in: an answer finished
+        # during a drain must say "connection: close", or the client reuses a socket about to close.
+        keep_alive = keep_alive and not self._server.closing
         parts = _head(response.status, response.content_type, response.headers, keep_alive)
         parts.append(b"content-length: %d\r\n\r\n" % len(response.body))
         parts.append(response.body)
@@ -245,6 +247,7 @@ class _Connection(asyncio.Protocol):
         try:
             if transport is None or self._closed:
                 return
+            keep_alive = keep_alive and not self._server.closing
             parts = _head(response.status, response.content_type, response.headers, keep_alive)
             parts.append(b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n\r\n")
             transport.write(b"".join(parts))

@@ -110,6 +110,10 @@ BREAKER_STATE_NAMES: Final = {
 }
 
 
+OUTAGE_REASONS = ("server_error", "timeout", "connection", "overloaded", "rate_limit")
+WARM_STATUSES = (200, 429, 502, 503, 504)
+
+
 class DeploymentMetrics:
     """The per-attempt metrics of one deployment serving one model group, children cached.
 
@@ -132,9 +136,13 @@ class DeploymentMetrics:
         self._labels = (model_group, deployment, provider)
         self._requests = metrics.requests.labels(model_group, deployment, provider)
         self._errors_family = metrics.errors
-        # Errors are filled in on first use: most deployments never see most reasons, and an
-        # eagerly created zero series per reason would multiply the scrape by ten.
-        self._errors: dict[str, Counter] = {}
+        # The outage reasons start at zero, so rate() sees an outage's very first errors (a
+        # series born already above zero hides its first increment from Prometheus); the rarer
+        # reasons are created on first use, to keep the scrape small.
+        self._errors: dict[str, Counter] = {
+            reason: metrics.errors.labels(model_group, deployment, provider, reason)
+            for reason in OUTAGE_REASONS
+        }
         self._prompt_tokens = metrics.tokens.labels(model_group, deployment, "prompt")
         self._completion_tokens = metrics.tokens.labels(model_group, deployment, "completion")
         self._cost = metrics.cost_usd.labels(model_group, deployment)
@@ -190,8 +198,9 @@ class GroupMetrics:
         self._latency = {c: metrics.latency.labels(c, model_group) for c in LATENCY_COMPONENTS}
         self._retries = metrics.retries.labels(model_group)
         self._fallbacks = metrics.fallbacks
-        # Warm the common answer so the ratios have a zero series from the start.
-        self._client_child(200)
+        # Warm the common answers so ratios and rate() have zero series from the start.
+        for status in WARM_STATUSES:
+            self._client_child(status)
 
     def _client_child(self, status: int) -> Counter:
         child = self._client.get(status)
