@@ -22,10 +22,11 @@ How one request is served (every provider alike):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 from routeguard.config.schema import Config
 from routeguard.errors import (
@@ -65,6 +66,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_NO_DEADLINE = contextlib.nullcontext()
+# Results that are complete when returned; anything else is a stream. A type test, because an
+# isinstance check against the ChatStream ABC costs a microsecond per request.
+_WHOLE_ANSWERS = frozenset({ChatResult, bytes})
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +225,9 @@ class Router:
 
     # -- public API ----------------------------------------------------------------------------
     async def chat(self, request: ChatRequest, trace: Trace | None = None) -> Routed[ChatResult]:
-        call = self._call_chat
-        return await self._serve(request.model, lambda d: call(d, request), trace or Trace())
+        return await self._serve(
+            request.model, lambda d: d.provider.chat(request), trace or Trace()
+        )
 
     async def open_chat_stream(
         self, request: ChatRequest, trace: Trace | None = None
@@ -234,10 +240,6 @@ class Router:
         return await self._serve(
             request.model, lambda d: d.provider.embed(request), trace or Trace()
         )
-
-    @staticmethod
-    async def _call_chat(deployment: Deployment, request: ChatRequest) -> ChatResult:
-        return await deployment.provider.chat(request)
 
     # -- the loop ------------------------------------------------------------------------------
     async def _serve(self, model: str, call: Attempt[T], trace: Trace) -> Routed[T]:
@@ -384,11 +386,16 @@ class Router:
             runtime.rate.record_request()
         lease.trace.attempts += 1
         lease.trace.deployment = deployment.name
+        remaining = max(0.0, deadline - lease.started)
+        # The deployment's own timeouts bound an attempt already; the request's deadline needs a
+        # timer of its own only when it is the tighter bound (a late retry).
+        own_bound = deployment.provider.endpoint.timeouts.total_s
+        guard = asyncio.timeout(remaining) if remaining < own_bound else _NO_DEADLINE
         try:
-            async with asyncio.timeout(max(0.0, deadline - lease.started)):
+            async with guard:
                 value = await call(deployment)
-                if isinstance(value, ChatStream):
-                    iterator, first = await _prime(value)
+                if type(value) not in _WHOLE_ANSWERS:  # a stream: wait for its first chunk
+                    iterator, first = await _prime(value)  # type: ignore[arg-type]
         except TimeoutError:
             error: UpstreamError = UpstreamTimeoutError(
                 "request deadline exceeded", deployment=deployment.name
@@ -401,12 +408,13 @@ class Router:
         except BaseException:
             _abandon(lease)
             raise
-        if isinstance(value, ChatStream):
+        if type(value) not in _WHOLE_ANSWERS:
             ttft_s = self.clock() - lease.started
+            stream = cast(ChatStream, value)
             guarded = _GuardedStream(
-                self, lease, value, iterator=iterator, first=first, ttft_s=ttft_s
+                self, lease, stream, iterator=iterator, first=first, ttft_s=ttft_s
             )
-            return guarded  # type: ignore[return-value]  # T is ChatStream on this path
+            return cast(T, guarded)  # T is ChatStream on this path
         usage = value.usage if isinstance(value, ChatResult) else None
         self._finish(lease, None, usage=usage)
         return value

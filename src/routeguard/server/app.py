@@ -76,7 +76,7 @@ class RouteGuardApp:
         self.router = self._build_router(config)
         self.audit_log = AuditLog(config.admin.audit_log)
         self.routes = Routes(self)
-        self.server = HttpServer(self.handle, max_body_bytes=config.server.max_body_bytes)
+        self.server = HttpServer(self.routes.dispatch, max_body_bytes=config.server.max_body_bytes)
         self.port = 0
         self.ready = False
         self.draining = False
