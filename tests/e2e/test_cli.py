@@ -220,3 +220,64 @@ def test_serve_logs_json_lines_without_secrets(tmp_path):
     assert any(re.search(r"(ERROR|CRITICAL|circuit_breaker)", line) for line in lines)
     for secret in ("SECRET", "top secret prompt", "wrong-token"):
         assert secret not in stderr
+
+
+def test_sighup_reloads_and_a_bad_file_keeps_the_old_config(tmp_path):
+    sim_port, router_port = free_port(), free_port()
+    sim = subprocess.Popen(
+        [*ROUTEGUARD, "simulate", "--port", str(sim_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    path = tmp_path / "router.yaml"
+
+    def write(weights: str) -> None:
+        path.write_text(
+            "server: {watch_config_s: 0}\n"  # only the signal may reload here
+            "deployments:\n"
+            f'  a: {{provider: vllm, model: m, api_base: "http://127.0.0.1:{sim_port}/a/v1"}}\n'
+            f'  b: {{provider: vllm, model: m, api_base: "http://127.0.0.1:{sim_port}/b/v1"}}\n'
+            f"weights:\n  g: {weights}\n"
+        )
+
+    def served_by() -> str:
+        response = httpx.post(
+            f"http://127.0.0.1:{router_port}/v1/chat/completions",
+            json={"model": "g", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert response.status_code == 200
+        return response.headers["x-routeguard-deployment"]
+
+    write("{a: 1, b: 0}")
+    router = subprocess.Popen(
+        [*ROUTEGUARD, "serve", "--config", str(path), "--port", str(router_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(sim_port, sim)
+        wait_for_port(router_port, router)
+        assert served_by() == "a"
+        write("{a: 0, b: 1}")
+        router.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while served_by() != "b" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert served_by() == "b"
+        write("{a: 0, b: 1, ghost: 5}")
+        router.send_signal(signal.SIGHUP)
+        time.sleep(0.5)  # give a (wrong) reload the chance to happen; the check is not timed
+        assert {served_by() for _ in range(5)} == {"b"}
+        router.send_signal(signal.SIGTERM)
+        _, stderr = router.communicate(timeout=30)
+    finally:
+        for process in (router, sim):
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=10)
+    assert router.returncode == 0
+    assert "weights.g.ghost: names no deployment" in stderr
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.strip()]
+    assert events.count("config reloaded") == 1
+    assert any(event.startswith("config reload rejected") for event in events)

@@ -319,3 +319,51 @@ def test_saturated_deployment_spills_to_another(simulator, harness):
     assert served["gpu"] >= 2
     assert served["spill"] >= 1
     assert max(h.app.runtimes["gpu"].limiter.in_flight for _ in range(1)) == 0
+
+
+def special_fallback_config(sim: Simulator) -> str:
+    return (
+        "routing: {num_retries: 2, retry_backoff_s: 0}\n"
+        "deployments:\n"
+        f'  small: {{provider: vllm, model: llama-8k, api_base: "{sim.url("small")}"}}\n'
+        f'  long: {{provider: openai, model: gpt-128k, api_base: "{sim.url("long")}"}}\n'
+        f'  filtered: {{provider: azure, model: gpt, api_base: "{sim.url("filtered", "azure")}", api_key: az}}\n'
+        f'  lenient: {{provider: openai, model: gpt, api_base: "{sim.url("lenient")}"}}\n'
+        "weights:\n  short-context: {small: 1}\n  long-context: {long: 1}\n"
+        "  strict: {filtered: 1}\n  relaxed: {lenient: 1}\n"
+        "context_window_fallbacks:\n  short-context: [long-context]\n"
+        "content_policy_fallbacks:\n  strict: [relaxed]\n"
+    )
+
+
+def test_context_window_error_goes_to_the_long_context_group(simulator, start_router):
+    app = start_router(special_fallback_config(simulator))
+    simulator.set_fault("small", FaultSpec(context_window_tokens=5))
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{app.port}/v1", api_key="k", max_retries=0)
+    long_prompt = [{"role": "user", "content": "word " * 50}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="short-context", messages=long_prompt
+    )
+    assert raw.headers["x-routeguard-deployment"] == "long"
+    assert simulator.stats()["small"].requests == 1  # not retried: another try would fail alike
+    # A short prompt stays where it belongs.
+    raw = client.chat.completions.with_raw_response.create(
+        model="short-context", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["x-routeguard-deployment"] == "small"
+    # Without a context-window fallback the client hears the provider's error as it was.
+    simulator.set_fault("long", FaultSpec(context_window_tokens=5))
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="long-context", messages=long_prompt)
+    assert caught.value.code == "context_length_exceeded"
+    assert caught.value.param == "messages"
+
+
+def test_content_policy_refusal_goes_to_the_content_policy_fallback(simulator, start_router):
+    app = start_router(special_fallback_config(simulator))
+    simulator.set_fault("filtered", FaultSpec(content_filter="prompt"))
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{app.port}/v1", api_key="k", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model="strict", messages=MESSAGES)
+    assert raw.headers["x-routeguard-deployment"] == "lenient"
+    assert raw.headers["x-routeguard-attempts"] == "2"
+    assert app.runtimes["filtered"].breaker.snapshot().failures == 0  # a refusal is no outage

@@ -59,6 +59,9 @@ class FaultSpec(BaseModel):
     Anthropic streams get ``event: error`` with ``overloaded_error``; OpenAI-style streams
     get a ``data: {"error": ...}`` event, which the OpenAI SDK raises as ``APIError``.
     """
+    context_window_tokens: int | None = Field(default=None, ge=1)
+    """OpenAI and vLLM: a prompt longer than this many tokens is refused with a 400 whose code
+    is ``context_length_exceeded``, as a model with that context window would."""
     content_filter: Literal["prompt", "completion"] | None = None
     """Azure only: ``prompt`` blocks the request (400 ``content_filter``); ``completion``
     cuts the answer with ``finish_reason: "content_filter"``. Ignored by other providers."""

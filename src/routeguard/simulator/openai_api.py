@@ -306,6 +306,14 @@ def request_headers(ex: Exchange) -> dict[str, str]:
 async def handle_chat(ex: Exchange, body: Any) -> web.StreamResponse:
     """``POST /{target}/v1/chat/completions``."""
     plan = make_plan(ex, parse_chat(body))
+    window = ex.fault.context_window_tokens if ex.fault is not None else None
+    if window is not None and plan.prompt_tokens > window:
+        return ex.dialect.invalid_request(
+            f"This model's maximum context length is {window} tokens. However, your messages "
+            f"resulted in {plan.prompt_tokens} tokens. Please reduce the length of the messages.",
+            param="messages",
+            code="context_length_exceeded",
+        )
     if plan.request.stream:
         return await ex.stream(encode_chunks(chunk_dicts(plan)), headers=request_headers(ex))
     return ex.json(completion_body(plan), headers=request_headers(ex))
