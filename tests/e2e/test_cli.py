@@ -6,34 +6,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import openai
-
-ROUTEGUARD = [sys.executable, "-m", "routeguard.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, deadline_s: float = 30) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
+from processes import ROUTEGUARD, free_port, routeguard, simulator_process
 
 
 def test_check_config_accepts_the_example():
@@ -70,41 +49,24 @@ def test_bad_config_stops_serve_with_one_clear_line(tmp_path):
 
 
 def test_serve_and_simulate_processes_then_sigterm(tmp_path):
-    sim_port, router_port = free_port(), free_port()
-    sim = subprocess.Popen(
-        [*ROUTEGUARD, "simulate", "--port", str(sim_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    path = tmp_path / "router.yaml"
-    path.write_text(
-        f'deployments:\n  local: {{provider: vllm, model: llama, api_base: "http://127.0.0.1:{sim_port}/local/v1"}}\n'
-        "weights:\n  llama-3.1-8b-instruct: {local: 100}\n"
-    )
-    router = subprocess.Popen(
-        [*ROUTEGUARD, "serve", "--config", str(path), "--port", str(router_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(sim_port, sim)
-        wait_for_port(router_port, router)
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{router_port}/v1", api_key="x", max_retries=0
+    router_port = free_port()
+    with simulator_process() as sim_port:
+        path = tmp_path / "router.yaml"
+        path.write_text(
+            f'deployments:\n  local: {{provider: vllm, model: llama, api_base: "http://127.0.0.1:{sim_port}/local/v1"}}\n'
+            "weights:\n  llama-3.1-8b-instruct: {local: 100}\n"
         )
-        reply = client.chat.completions.create(
-            model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "hi"}]
-        )
-        assert reply.choices[0].message.content
-        router.send_signal(signal.SIGTERM)
-        assert router.wait(timeout=30) == 0
-    finally:
-        for process in (router, sim):
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
-            if process.stderr:
-                process.stderr.close()
+        serve = ("serve", "--config", str(path), "--port", str(router_port))
+        with routeguard(*serve, port=router_port) as router:
+            client = openai.OpenAI(
+                base_url=f"http://127.0.0.1:{router_port}/v1", api_key="x", max_retries=0
+            )
+            reply = client.chat.completions.create(
+                model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert reply.choices[0].message.content
+            router.send_signal(signal.SIGTERM)
+            assert router.wait(timeout=30) == 0
 
 
 def test_demo_outage_is_absorbed_and_recovers():
@@ -152,61 +114,39 @@ def test_demo_rejects_unknown_outage_deployment():
 
 
 def test_serve_logs_json_lines_without_secrets(tmp_path):
-    sim_port, router_port = free_port(), free_port()
-    sim = subprocess.Popen(
-        [*ROUTEGUARD, "simulate", "--port", str(sim_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    path = tmp_path / "router.yaml"
-    path.write_text(
-        "routing: {num_retries: 1, retry_backoff_s: 0}\n"
-        "admin:\n  tokens: {oncall: admin-token-SECRET}\n"
-        "deployments:\n"
-        f'  good: {{provider: openai, model: m, api_base: "http://127.0.0.1:{sim_port}/good/v1", api_key: sk-upstream-SECRET}}\n'
-        f'  bad: {{provider: openai, model: m, api_base: "http://127.0.0.1:{sim_port}/bad/v1", api_key: sk-upstream-SECRET}}\n'
-        "weights:\n  g: {good: 1, bad: 1}\n"
-    )
-    router = subprocess.Popen(
-        [
-            *ROUTEGUARD,
-            "serve",
-            "--config",
-            str(path),
-            "--port",
-            str(router_port),
-            "--log-format",
-            "json",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_port(sim_port, sim)
-        wait_for_port(router_port, router)
-        httpx.put(
-            f"http://127.0.0.1:{sim_port}/_sim/faults/bad",
-            json={"error_rate": 1.0, "error_status": 401},
+    router_port = free_port()
+    with simulator_process() as sim_port:
+        path = tmp_path / "router.yaml"
+        path.write_text(
+            "routing: {num_retries: 1, retry_backoff_s: 0}\n"
+            "admin:\n  tokens: {oncall: admin-token-SECRET}\n"
+            "deployments:\n"
+            f'  good: {{provider: openai, model: m, api_base: "http://127.0.0.1:{sim_port}/good/v1", api_key: sk-upstream-SECRET}}\n'
+            f'  bad: {{provider: openai, model: m, api_base: "http://127.0.0.1:{sim_port}/bad/v1", api_key: sk-upstream-SECRET}}\n'
+            "weights:\n  g: {good: 1, bad: 1}\n"
         )
-        for i in range(6):
-            response = httpx.post(
-                f"http://127.0.0.1:{router_port}/v1/chat/completions",
-                json={"model": "g", "messages": [{"role": "user", "content": "top secret prompt"}]},
-                headers={"x-request-id": f"req-{i}"},
+        serve = ("serve", "--config", str(path), "--port", str(router_port), "--log-format", "json")
+        with routeguard(*serve, port=router_port, stderr=subprocess.PIPE) as router:
+            httpx.put(
+                f"http://127.0.0.1:{sim_port}/_sim/faults/bad",
+                json={"error_rate": 1.0, "error_status": 401},
             )
-            assert response.status_code == 200
-        httpx.get(
-            f"http://127.0.0.1:{router_port}/admin/deployments",
-            headers={"authorization": "Bearer wrong-token"},
-        )
-        router.send_signal(signal.SIGTERM)
-        _, stderr = router.communicate(timeout=30)
-    finally:
-        for process in (router, sim):
-            if process.poll() is None:
-                process.kill()
-                process.communicate(timeout=10)
+            for i in range(6):
+                response = httpx.post(
+                    f"http://127.0.0.1:{router_port}/v1/chat/completions",
+                    json={
+                        "model": "g",
+                        "messages": [{"role": "user", "content": "top secret prompt"}],
+                    },
+                    headers={"x-request-id": f"req-{i}"},
+                )
+                assert response.status_code == 200
+            httpx.get(
+                f"http://127.0.0.1:{router_port}/admin/deployments",
+                headers={"authorization": "Bearer wrong-token"},
+            )
+            router.send_signal(signal.SIGTERM)
+            _, stderr = router.communicate(timeout=30)
     lines = [line for line in stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     requests = [r for r in records if r["event"] == "request"]
@@ -223,12 +163,7 @@ def test_serve_logs_json_lines_without_secrets(tmp_path):
 
 
 def test_sighup_reloads_and_a_bad_file_keeps_the_old_config(tmp_path):
-    sim_port, router_port = free_port(), free_port()
-    sim = subprocess.Popen(
-        [*ROUTEGUARD, "simulate", "--port", str(sim_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    router_port = free_port()
     path = tmp_path / "router.yaml"
 
     def write(weights: str) -> None:
@@ -248,34 +183,23 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_old_config(tmp_path):
         assert response.status_code == 200
         return response.headers["x-routeguard-deployment"]
 
-    write("{a: 1, b: 0}")
-    router = subprocess.Popen(
-        [*ROUTEGUARD, "serve", "--config", str(path), "--port", str(router_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_port(sim_port, sim)
-        wait_for_port(router_port, router)
-        assert served_by() == "a"
-        write("{a: 0, b: 1}")
-        router.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while served_by() != "b" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert served_by() == "b"
-        write("{a: 0, b: 1, ghost: 5}")
-        router.send_signal(signal.SIGHUP)
-        time.sleep(0.5)  # give a (wrong) reload the chance to happen; the check is not timed
-        assert {served_by() for _ in range(5)} == {"b"}
-        router.send_signal(signal.SIGTERM)
-        _, stderr = router.communicate(timeout=30)
-    finally:
-        for process in (router, sim):
-            if process.poll() is None:
-                process.kill()
-                process.communicate(timeout=10)
+    with simulator_process() as sim_port:
+        write("{a: 1, b: 0}")
+        serve = ("serve", "--config", str(path), "--port", str(router_port))
+        with routeguard(*serve, port=router_port, stderr=subprocess.PIPE) as router:
+            assert served_by() == "a"
+            write("{a: 0, b: 1}")
+            router.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while served_by() != "b" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert served_by() == "b"
+            write("{a: 0, b: 1, ghost: 5}")
+            router.send_signal(signal.SIGHUP)
+            time.sleep(0.5)  # give a (wrong) reload the chance to happen; the check is not timed
+            assert {served_by() for _ in range(5)} == {"b"}
+            router.send_signal(signal.SIGTERM)
+            _, stderr = router.communicate(timeout=30)
     assert router.returncode == 0
     assert "weights.g.ghost: names no deployment" in stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.strip()]

@@ -9,6 +9,7 @@ import time
 import httpx
 import openai
 import pytest
+from processes import free_port
 
 from routeguard.simulator import FaultSpec, Simulator
 
@@ -43,12 +44,6 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict:
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"]
     return error
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(

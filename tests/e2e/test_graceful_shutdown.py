@@ -44,6 +44,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from processes import free_port
 
 from routeguard.simulator import Simulator
 
@@ -52,12 +53,6 @@ DRAIN_TIMEOUT_S = 20
 DEADLINE_S = 30.0
 MESSAGES = [{"role": "user", "content": "Please keep answering while the pod restarts"}]
 WORKERS = {"call": 3, "stream": 3}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def router_config(sim: Simulator) -> str:

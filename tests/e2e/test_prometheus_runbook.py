@@ -18,7 +18,6 @@ import contextlib
 import math
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from processes import free_port
 
 from routeguard.simulator import FaultSpec, Simulator
 
@@ -57,12 +57,6 @@ PROVIDER_ERROR_RATIO = (
 CLIENT_ERRORS = 'sum(router_client_requests_total{status!="200"})'
 
 Vector = list[dict[str, Any]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def router_config(sim: Simulator) -> str:

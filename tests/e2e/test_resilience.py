@@ -9,11 +9,11 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import random
-import socket
 
 import httpx
 import openai
 import pytest
+from processes import free_port
 
 from routeguard.config.loader import parse_config
 from routeguard.resilience import BreakerState, ManualClock
@@ -22,12 +22,6 @@ from routeguard.simulator import FaultSpec, Simulator
 
 MESSAGES = [{"role": "user", "content": "Hello resilient router"}]
 NAMES = ("dep-a", "dep-b", "dep-c")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def three_way(sim: Simulator, routing: str = "", extra: dict[str, str] | None = None) -> str:
