@@ -189,6 +189,8 @@ def test_client_disconnect_mid_stream_cancels_upstream(simulator, start_router):
     assert app.server.in_flight == 0
     stats = simulator.stats()["sim-a"]
     assert stats.requests == 1
+    metrics = httpx.get(f"http://127.0.0.1:{app.port}/metrics").text
+    assert 'router_client_requests_total{model_group="gpt-4-turbo",status="499"} 1.0' in metrics
 
 
 def test_unknown_path_and_method(simulator, start_router):

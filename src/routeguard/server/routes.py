@@ -8,6 +8,7 @@ stream ends).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -35,6 +36,7 @@ log = logging.getLogger("routeguard.routes")
 DEPLOYMENT_HEADER = "x-routeguard-deployment"
 ATTEMPTS_HEADER = "x-routeguard-attempts"
 REQUEST_ID_HEADER = "x-request-id"
+CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"
 _ids = random.Random()
 
 Route = Callable[[Request], Awaitable[Response | StreamingResponse]]
@@ -144,6 +146,10 @@ class Routes:
         except RouteGuardError as exc:
             answer = error_response(exc)
             answer.headers.append((REQUEST_ID_HEADER, request_id))
+        except asyncio.CancelledError:
+            # The client went away first: counted and logged as nginx does, 499.
+            self._account(Response(CLIENT_CLOSED), trace, started, request_id)
+            raise
         finally:
             if not handed_over:
                 app.in_flight.leave()
@@ -163,10 +169,10 @@ class Routes:
         ttft_s = time.perf_counter() - started
         app = self.app
 
-        def finished(failed: bool) -> None:
+        def finished(outcome: int) -> None:
             app.in_flight.leave()
             total_s = time.perf_counter() - started
-            status = 502 if failed else 200
+            status = outcome
             app.reporter.client_request(
                 trace.group, status, trace, total_s, request_id=request_id, ttft_s=ttft_s
             )
@@ -222,11 +228,12 @@ class _Relay:
     already left).
     """
 
-    def __init__(self, stream: ChatStream, finished: Callable[[bool], None]) -> None:
+    def __init__(self, stream: ChatStream, finished: Callable[[int], None]) -> None:
         self._stream = stream
         self._iterator = aiter(stream)
-        self._finished: Callable[[bool], None] | None = finished
+        self._finished: Callable[[int], None] | None = finished
         self._failed = False
+        self._complete = False
 
     def __aiter__(self) -> _Relay:
         return self
@@ -236,6 +243,9 @@ class _Relay:
             raise StopAsyncIteration
         try:
             return await anext(self._iterator)
+        except StopAsyncIteration:
+            self._complete = True
+            raise
         except UpstreamError as exc:
             self._failed = True
             log.warning(
@@ -250,4 +260,6 @@ class _Relay:
             if aclose is not None:
                 await aclose()
             await self._stream.aclose()
-            finished(self._failed)
+            # What the client got: a whole stream, one ended by an error event, or nothing more
+            # because it left first.
+            finished(502 if self._failed else 200 if self._complete else CLIENT_CLOSED)
