@@ -215,3 +215,25 @@ def test_keep_alive_and_pipelining_answer_in_order(simulator, start_router):
             data += chunk
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
     assert statuses == [b"200", b"400", b"200"]
+
+
+def test_expect_100_continue_is_answered(simulator, start_router):
+    app = start_router(config(simulator))
+    body = (
+        b'{"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "'
+        + b"x" * 2000
+        + b'"}]}'
+    )
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"expect: 100-continue\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", app.port), timeout=10) as sock:
+        sock.sendall(head)
+        interim = sock.recv(65536)  # the router must invite the body before it is sent
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        data = interim
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"100", b"200"]
