@@ -237,3 +237,17 @@ def test_expect_100_continue_is_answered(simulator, start_router):
         while chunk := sock.recv(65536):
             data += chunk
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"100", b"200"]
+
+
+def test_a_pipelining_flood_is_answered_in_full_and_in_order(simulator, start_router):
+    app = start_router(config(simulator))
+    count = 200
+    flood = b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n" * (count - 1)
+    flood += b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", app.port), timeout=20) as sock:
+        sock.sendall(flood)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"200"] * count
+    assert data.count(b'"object":"list"') == count - 1

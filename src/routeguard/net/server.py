@@ -74,6 +74,9 @@ class StreamingResponse:
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
 
+# Requests parsed ahead of the one being answered, per connection, before reading pauses.
+_MAX_PIPELINED = 16
+
 _STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
 }
@@ -126,6 +129,7 @@ class _Connection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = False
+        self._reading_paused = False
         self._idle_handle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
@@ -196,6 +200,10 @@ class _Connection(asyncio.Protocol):
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(self._parser.get_method().decode(), path, query, self._headers, body)
         self._queue.append((request, bool(self._parser.should_keep_alive())))
+        if len(self._queue) >= _MAX_PIPELINED and self._transport is not None:
+            # A client pipelining faster than we answer waits in its socket, not in our memory.
+            self._transport.pause_reading()
+            self._reading_paused = True
         if self._task is None:
             self._task = self._loop.create_task(self._serve_queue())
 
@@ -204,6 +212,9 @@ class _Connection(asyncio.Protocol):
         try:
             while self._queue and not self._closed:
                 request, keep_alive = self._queue.popleft()
+                if self._reading_paused and self._transport is not None:
+                    self._reading_paused = False
+                    self._transport.resume_reading()
                 self._server.in_flight += 1
                 try:
                     await self._serve_one(request, keep_alive)
