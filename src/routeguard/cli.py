@@ -90,12 +90,15 @@ def demo(
     no_outage: Annotated[bool, typer.Option("--no-outage", help="Steady traffic only.")] = False,
 ) -> None:
     """Run the simulator and a router on free local ports, show live traffic and an outage."""
+    from routeguard.observability.logs import configure_logging
     from routeguard.ops.demo import DEMO_DEPLOYMENTS, Outage, run_demo
 
     names = [name for name, *_ in DEMO_DEPLOYMENTS]
     if outage not in names:
         _fail(f"--outage must name a demo deployment: {', '.join(names)}")
     scripted = None if no_outage else Outage(outage, outage_at, outage_for)
+    # The live view shows breaker states and traffic; log lines would only tear it apart.
+    configure_logging("text", level="ERROR")
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(run_demo(duration_s=duration, rate=rate, seed=seed, outage=scripted))
 
