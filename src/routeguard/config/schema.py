@@ -8,6 +8,7 @@ Everything is validated once, at load time; the request path only reads these fr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -86,6 +87,9 @@ class DeploymentConfig(_Frozen):
     tpm: int | None = Field(default=None, ge=1)
     input_cost_per_token: float = Field(default=0.0, ge=0)
     output_cost_per_token: float = Field(default=0.0, ge=0)
+    # HTTPS to a server whose certificate a private CA signed (an in-cluster vLLM, a proxy):
+    # a PEM bundle trusted in addition to the system's.
+    tls_ca_file: str | None = None
     api_version: str | None = None
     azure_deployment: str | None = None
     max_tokens: int | None = Field(default=None, gt=0)
@@ -160,6 +164,9 @@ class Config(_Frozen):
         for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
             problems.extend(self._fallback_problems(kind, getattr(self, kind)))
         for name, deployment in self.deployments.items():
+            ca_file = deployment.tls_ca_file
+            if ca_file is not None and not Path(ca_file).is_file():
+                problems.append((f"deployments.{name}.tls_ca_file", f"no such file: {ca_file}"))
             if deployment.api_base is None and deployment.provider in ("vllm", "azure"):
                 problems.append(
                     (f"deployments.{name}.api_base", f"required for provider {deployment.provider}")

@@ -48,14 +48,15 @@ class Origin:
     host: str
     port: int
     base_path: str
+    ca_file: str | None = None
 
     @classmethod
-    def parse(cls, url: str) -> Origin:
+    def parse(cls, url: str, ca_file: str | None = None) -> Origin:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), ca_file)
 
     @property
     def host_header(self) -> str:
@@ -241,7 +242,7 @@ class UpstreamPool:
     def __init__(self, *, max_idle_per_origin: int = 256) -> None:
         self._idle: dict[Origin, deque[_Conn]] = {}
         self._max_idle = max_idle_per_origin
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl: dict[str | None, ssl.SSLContext] = {}
         self._closed = False
 
     async def request(  # noqa: PLR0917 - positional on purpose: the hot path's one call
@@ -296,8 +297,8 @@ class UpstreamPool:
             if not conn.closed:
                 conn.reused = True
                 return conn
-        ssl_context = self._ssl_context() if origin.scheme == "https" else None
         try:
+            ssl_context = self._ssl_context(origin.ca_file) if origin.scheme == "https" else None
             async with asyncio.timeout(connect_s):
                 _, protocol = await loop.create_connection(
                     lambda: _Conn(loop),
@@ -327,10 +328,15 @@ class UpstreamPool:
             return
         idle.append(conn)
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        return self._ssl
+    def _ssl_context(self, ca_file: str | None) -> ssl.SSLContext:
+        """Verifying TLS: the system's CAs (``SSL_CERT_FILE`` honoured), plus ``ca_file``."""
+        context = self._ssl.get(ca_file)
+        if context is None:
+            context = ssl.create_default_context()
+            if ca_file is not None:
+                context.load_verify_locations(cafile=ca_file)
+            self._ssl[ca_file] = context
+        return context
 
     async def close(self) -> None:
         self._closed = True

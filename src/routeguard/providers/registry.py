@@ -28,7 +28,7 @@ def build_endpoint(name: str, config: DeploymentConfig, routing: RoutingConfig) 
         deployment=name,
         provider=config.provider,
         model=config.model,
-        origin=Origin.parse(config.effective_api_base()),
+        origin=Origin.parse(config.effective_api_base(), config.tls_ca_file),
         api_key=config.api_key.get_secret_value() if config.api_key else None,
         timeouts=Timeouts(
             connect_s=min(connect_s, timeout_s),

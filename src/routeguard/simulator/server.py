@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Collection
 from functools import partial
 from types import TracebackType
@@ -103,8 +104,10 @@ class Simulator:
         seed: int | None = None,
         api_keys: Collection[str] | None = None,
         words: int = 12,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self.port = port
         self._rng = random.Random(seed)
         self._api_keys = frozenset(api_keys) if api_keys is not None else None
@@ -116,7 +119,8 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def url(self, target: str, provider: Provider | str = "openai") -> str:
         """The ``api_base`` a client uses for ``target``.
@@ -164,7 +168,7 @@ class Simulator:
             shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except BaseException:
