@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -37,6 +37,14 @@ class LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a plain function on the loop's thread (for state the loop owns)."""
+
+        async def invoke() -> T:
+            return fn(*args)
+
+        return self.run(invoke())
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import random
+import time
 
 import httpx
 import openai
@@ -361,3 +362,48 @@ def test_content_policy_refusal_goes_to_the_content_policy_fallback(simulator, s
     assert raw.headers["x-routeguard-deployment"] == "lenient"
     assert raw.headers["x-routeguard-attempts"] == "2"
     assert app.runtimes["filtered"].breaker.snapshot().failures == 0  # a refusal is no outage
+
+
+def test_silent_stream_is_cut_by_the_idle_timeout(simulator, harness):
+    idle = f'provider: openai, model: m, api_base: "{simulator.url("dep-b")}", stream_idle_timeout_s: 0.3'
+    h = harness(
+        three_way(simulator, extra={"dep-b": idle}).replace(
+            "{dep-a: 1, dep-b: 1, dep-c: 1}", "{dep-a: 0, dep-b: 1, dep-c: 0}"
+        )
+    )
+    simulator.set_fault("dep-b", FaultSpec(chunk_delay_ms=5000))  # the first chunk, then silence
+    with httpx.stream(
+        "POST",
+        f"http://127.0.0.1:{h.app.port}/v1/chat/completions",
+        json={"model": "gpt-4-turbo", "messages": MESSAGES, "stream": True},
+        timeout=60,
+    ) as response:
+        body = b"".join(response.iter_bytes())
+    events = [e for e in body.split(b"\n\n") if e]
+    assert len(events) >= 2
+    assert events[-1].startswith(b'data: {"error"')
+    assert b"upstream_timeout" in events[-1]
+    assert h.app.runtimes["dep-b"].breaker.snapshot().failures == 1
+
+
+def test_reload_lets_requests_in_flight_finish_on_their_config(
+    simulator, start_router, loop_thread
+):
+    app = start_router(three_way(simulator))
+    simulator.set_fault("*", FaultSpec(latency_ms=800))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            httpx.post,
+            f"http://127.0.0.1:{app.port}/v1/chat/completions",
+            json={"model": "gpt-4-turbo", "messages": MESSAGES},
+            timeout=30,
+        )
+        deadline = time.monotonic() + 20
+        while app.server.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The running request's deployment disappears from the new config.
+        new = parse_config(three_way(simulator).replace("gpt-4-turbo:", "other-group:"))
+        loop_thread.call(app.apply_config, new)
+        response = pending.result()
+    assert response.status_code == 200
+    assert app.router.groups.keys() == {"other-group"}
