@@ -47,6 +47,16 @@ class LoopThread:
         return self.run(invoke())
 
     def close(self) -> None:
+        """Cancel what is still running (a simulator handler asleep in a fault), then stop."""
+
+        async def cancel_rest() -> None:
+            current = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        self.run(cancel_rest())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
