@@ -169,10 +169,9 @@ class Routes:
         ttft_s = time.perf_counter() - started
         app = self.app
 
-        def finished(outcome: int) -> None:
+        def finished(status: int) -> None:
             app.in_flight.leave()
             total_s = time.perf_counter() - started
-            status = outcome
             app.reporter.client_request(
                 trace.group, status, trace, total_s, request_id=request_id, ttft_s=ttft_s
             )
