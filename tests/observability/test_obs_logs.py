@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from routeguard.observability.access import AccessLog
 from routeguard.observability.logs import (
     LOGGER_NAME,
     configure_logging,
     log_breaker_transition,
-    log_request,
     redact,
 )
 
@@ -48,8 +48,7 @@ log = logging.getLogger("routeguard.routing.test")
 
 def test_json_request_line() -> None:
     stream = capture("json")
-    log_request(
-        log,
+    AccessLog().request(
         request_id="req-1",
         model_group="gpt-4",
         deployment="openai-gpt4",
@@ -63,7 +62,7 @@ def test_json_request_line() -> None:
     assert TS.fullmatch(str(entry.pop("ts")))
     assert entry == {
         "level": "INFO",
-        "logger": "routeguard.routing.test",
+        "logger": "routeguard.requests",
         "event": "request",
         "request_id": "req-1",
         "model_group": "gpt-4",
@@ -78,8 +77,7 @@ def test_json_request_line() -> None:
 
 def test_request_without_ttft_or_deployment() -> None:
     stream = capture("json")
-    log_request(
-        log,
+    AccessLog().request(
         request_id="r",
         model_group="gpt-4",
         deployment=None,
@@ -95,8 +93,7 @@ def test_request_without_ttft_or_deployment() -> None:
 
 def test_text_format_has_the_same_fields() -> None:
     stream = capture("text")
-    log_request(
-        log,
+    AccessLog().request(
         request_id="req-1",
         model_group="gpt-4",
         deployment="openai-gpt4",
@@ -108,7 +105,7 @@ def test_text_format_has_the_same_fields() -> None:
     line = stream.getvalue().rstrip("\n")
     assert "\n" not in line
     assert re.fullmatch(
-        r"ts=\S+ level=INFO logger=routeguard\.routing\.test event=request request_id=req-1"
+        r"ts=\S+ level=INFO logger=routeguard\.requests event=request request_id=req-1"
         r" model_group=gpt-4 deployment=openai-gpt4 attempts=1 status=200 latency_ms=5"
         r" upstream_ms=4",
         line,

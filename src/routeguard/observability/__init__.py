@@ -7,11 +7,11 @@ runbook's ``DECISIONS.log``).
 
 from __future__ import annotations
 
+from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
 from routeguard.observability.logs import (
     configure_logging,
     log_breaker_transition,
-    log_request,
     redact,
 )
 from routeguard.observability.metrics import (
@@ -23,12 +23,12 @@ from routeguard.observability.metrics import (
 
 __all__ = [
     "UNKNOWN_GROUP",
+    "AccessLog",
     "AuditLog",
     "DeploymentMetrics",
     "GroupMetrics",
     "RouterMetrics",
     "configure_logging",
     "log_breaker_transition",
-    "log_request",
     "redact",
 ]

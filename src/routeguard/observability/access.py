@@ -20,7 +20,7 @@ from typing import TextIO
 
 import orjson
 
-from routeguard.observability.logs import LogFormat, log_request, logfmt_value, redact
+from routeguard.observability.logs import LogFormat, logfmt_value, redact
 
 __all__ = ["AccessLog"]
 
@@ -59,25 +59,8 @@ class AccessLog:
     ) -> None:
         if not self.enabled:
             return
-        if self.stream is None:
-            log_request(
-                self._logger,
-                request_id=request_id,
-                model_group=model_group,
-                deployment=deployment,
-                attempts=attempts,
-                status=status,
-                latency_ms=latency_ms,
-                upstream_ms=upstream_ms,
-                ttft_ms=ttft_ms,
-            )
-            return
         fields: dict[str, object] = {
-            "ts": self._timestamp(),
-            "level": "INFO",
-            "logger": _LOGGER,
-            "event": "request",
-            "request_id": redact(request_id),  # the client chose it: never trust it holds no key
+            "request_id": request_id,
             "model_group": model_group,
             "deployment": deployment,
             "attempts": attempts,
@@ -87,6 +70,18 @@ class AccessLog:
         }
         if ttft_ms is not None:
             fields["ttft_ms"] = round(ttft_ms, 3)
+        if self.stream is None:
+            self._logger.info("request", extra=fields)  # the handler's filter redacts
+            return
+        # The client chose the request id: never trust it to hold no key.
+        fields["request_id"] = redact(request_id)
+        fields = {
+            "ts": self._timestamp(),
+            "level": "INFO",
+            "logger": _LOGGER,
+            "event": "request",
+            **fields,
+        }
         line = orjson.dumps(fields).decode() if self.fmt == "json" else _logfmt(fields)
         self._buffer.append(line)
         self._size += len(line) + 1

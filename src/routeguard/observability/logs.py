@@ -40,7 +40,6 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "log_breaker_transition",
-    "log_request",
     "logfmt_value",
     "redact",
     "redact_field",
@@ -291,39 +290,6 @@ def configure_logging(
 
 
 # -- event helpers ---------------------------------------------------------------------------
-
-
-def log_request(
-    logger: logging.Logger,
-    *,
-    request_id: str,
-    model_group: str,
-    deployment: str | None,
-    attempts: int,
-    status: int,
-    latency_ms: float,
-    upstream_ms: float,
-    ttft_ms: float | None = None,
-) -> None:
-    """The access log line of one client request (INFO, event ``request``).
-
-    Names and numbers only, never message content. ``deployment`` is the one that answered
-    (or was tried last); ``None`` when none was tried.
-    """
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    fields: dict[str, object] = {
-        "request_id": request_id,
-        "model_group": model_group,
-        "deployment": deployment,
-        "attempts": attempts,
-        "status": status,
-        "latency_ms": round(latency_ms, 3),
-        "upstream_ms": round(upstream_ms, 3),
-    }
-    if ttft_ms is not None:
-        fields["ttft_ms"] = round(ttft_ms, 3)
-    logger.info("request", extra=fields)
 
 
 def _state_name(state: str | int) -> str:
