@@ -26,6 +26,8 @@ from typing import cast
 import httptools
 import orjson
 
+from routeguard.wire.errors import error_envelope
+
 __all__ = [
     "Handler",
     "HttpServer",
@@ -98,16 +100,12 @@ def _head(
     return parts
 
 
-def _error(message: str, error_type: str, code: str | None) -> bytes:
-    return orjson.dumps(
-        {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-    )
-
-
 _ERROR_BODIES = {
-    400: _error("Malformed HTTP request", "invalid_request_error", None),
-    413: _error("Request body too large", "invalid_request_error", "request_too_large"),
-    500: _error("Internal server error", "api_error", None),
+    400: orjson.dumps(error_envelope("Malformed HTTP request", "invalid_request_error")),
+    413: orjson.dumps(
+        error_envelope("Request body too large", "invalid_request_error", code="request_too_large")
+    ),
+    500: orjson.dumps(error_envelope("Internal server error", "api_error")),
 }
 
 

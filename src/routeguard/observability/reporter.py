@@ -12,7 +12,7 @@ import logging
 
 from routeguard.observability.access import AccessLog
 from routeguard.observability.logs import log_breaker_transition
-from routeguard.observability.metrics import DeploymentMetrics, GroupMetrics, RouterMetrics
+from routeguard.observability.metrics import RouterMetrics
 from routeguard.resilience import BreakerState
 from routeguard.routing.router import AttemptRecord, Router, Trace
 from routeguard.routing.runtime import RuntimeRegistry
@@ -29,8 +29,6 @@ class Reporter:
         self.metrics = metrics
         self.runtimes = runtimes
         self.access = access
-        self._deployments: dict[tuple[str, str], DeploymentMetrics] = {}
-        self._groups: dict[str, GroupMetrics] = {}
         self.known_groups: frozenset[str] = frozenset()
 
     def set_groups(self, names: set[str]) -> None:
@@ -40,7 +38,7 @@ class Reporter:
     # -- router hooks ------------------------------------------------------------------------
     def attempt_finished(self, record: AttemptRecord) -> None:
         deployment = record.deployment
-        handle = self._deployment(record.group, deployment.name, deployment.provider_name)
+        handle = self.metrics.deployment(record.group, deployment.name, deployment.provider_name)
         handle.attempt()
         error = record.error
         if error is not None:
@@ -52,16 +50,16 @@ class Reporter:
                 + usage.completion_tokens * deployment.output_cost_per_token
             )
             handle.tokens(usage.prompt_tokens, usage.completion_tokens, cost)
-        group = self._group(record.group)
+        group = self.metrics.group(record.group)
         group.latency("upstream", record.upstream_s)
         if record.ttft_s is not None:
             group.latency("ttft", record.ttft_s)
 
     def retried(self, group: str) -> None:
-        self._group(group).retry()
+        self.metrics.group(group).retry()
 
     def fell_back(self, group: str, to_group: str) -> None:
-        self._group(group).fallback(to_group)
+        self.metrics.group(group).fallback(to_group)
 
     # -- breaker transitions -----------------------------------------------------------------
     def breaker_transition(
@@ -92,7 +90,7 @@ class Reporter:
     ) -> None:
         """One client request answered (a stream: once it ended)."""
         known = group if group in self.known_groups else None
-        handle = self._group(known)
+        handle = self.metrics.group(known)
         handle.client(status)
         handle.latency("total", total_s)
         if trace.attempts:
@@ -118,19 +116,5 @@ class Reporter:
             self.metrics.queue_depth.labels(runtime.name).set(runtime.limiter.queued)
         for group in router.groups.values():
             for member, weight in zip(group.members, group.weights, strict=True):
-                self._deployment(group.name, member.name, member.provider_name)
+                self.metrics.deployment(group.name, member.name, member.provider_name)
                 self.metrics.effective_weight(group.name, member.name, weight)
-
-    def _deployment(self, group: str, name: str, provider: str) -> DeploymentMetrics:
-        key = (group, name)
-        handle = self._deployments.get(key)
-        if handle is None:
-            handle = self._deployments[key] = self.metrics.deployment(group, name, provider)
-        return handle
-
-    def _group(self, group: str | None) -> GroupMetrics:
-        key = group or ""
-        handle = self._groups.get(key)
-        if handle is None:
-            handle = self._groups[key] = self.metrics.group(group)
-        return handle

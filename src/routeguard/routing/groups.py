@@ -46,10 +46,6 @@ class ModelGroup:
     members: tuple[Deployment, ...]
     weights: tuple[float, ...]
 
-    @property
-    def routable(self) -> bool:
-        return any(weight > 0 for weight in self.weights)
-
     def positive_members(self) -> list[Deployment]:
         """Members that may get traffic: weight 0 means none, whatever the strategy."""
         return [m for m, w in zip(self.members, self.weights, strict=True) if w > 0]

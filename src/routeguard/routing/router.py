@@ -79,7 +79,6 @@ class Routed(Generic[T]):
     value: T
     deployment: Deployment
     attempts: int = 1
-    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +243,6 @@ class Router:
     # -- the loop ------------------------------------------------------------------------------
     async def _serve(self, model: str, call: Attempt[T], trace: Trace) -> Routed[T]:
         trace.group = model
-        self.group(model)
         deadline = self.clock() + self.settings.request_timeout_s
         failures: list[RouteGuardError] = []
         group_name = model
@@ -270,9 +268,7 @@ class Router:
             chain = self.settings.context_window_fallbacks.get(model, ())
         elif reason == "content_policy":
             chain = self.settings.content_policy_fallbacks.get(model, ())
-        elif isinstance(exc, ClientError | ModelNotFoundError) or (
-            isinstance(exc, UpstreamError) and not exc.retryable
-        ):
+        elif isinstance(exc, ClientError) or (isinstance(exc, UpstreamError) and not exc.retryable):
             return None
         else:
             chain = self.settings.fallbacks.get(model, ())
@@ -316,7 +312,7 @@ class Router:
                     unable.add(deployment)
                 tried.append(deployment)
                 continue
-            return Routed(value, deployment, len(failures) + 1, name)
+            return Routed(value, deployment, trace.attempts)
         raise AttemptsFailedError(group_failures)
 
     async def _backoff(self, attempt: int, deadline: float, last: RouteGuardError) -> None:

@@ -39,10 +39,8 @@ class LatencyStats:
 
     latency_s: float | None = None
     ttft_s: float | None = None
-    samples: int = 0
 
     def observe(self, latency_s: float, ttft_s: float | None = None) -> None:
-        self.samples += 1
         self.latency_s = _ewma(self.latency_s, latency_s)
         if ttft_s is not None:
             self.ttft_s = _ewma(self.ttft_s, ttft_s)

@@ -23,7 +23,7 @@ import orjson
 from routeguard.errors import ConfigError, InvalidRequestError, RouteGuardError
 from routeguard.net.server import Handler as Route
 from routeguard.net.server import Request, Response, StreamingResponse
-from routeguard.server.health import STATE_NAMES
+from routeguard.observability.metrics import BREAKER_STATE_NAMES
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -140,7 +140,7 @@ class AdminRoutes:
                     "deployment": name,
                     "provider": runtime.provider,
                     "model": config.model,
-                    "breaker": STATE_NAMES[snap.state],
+                    "breaker": BREAKER_STATE_NAMES[snap.state],
                     "retry_in_s": None if retry_at is None else round(max(0.0, retry_at - now), 3),
                     "recent_requests": snap.requests,
                     "recent_failures": snap.failures,

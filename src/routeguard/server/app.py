@@ -26,7 +26,7 @@ from routeguard.config.loader import load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
 from routeguard.net.client import UpstreamPool
-from routeguard.net.server import HttpServer, Request, Response, StreamingResponse
+from routeguard.net.server import HttpServer
 from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
 from routeguard.observability.metrics import RouterMetrics
@@ -219,9 +219,6 @@ class RouteGuardApp:
             log.exception("cannot write the decisions log", extra={"action": action})
 
     # -- serving -----------------------------------------------------------------------------
-    async def handle(self, request: Request) -> Response | StreamingResponse:
-        return await self.routes.dispatch(request)
-
     async def start(
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
     ) -> int:

@@ -13,18 +13,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from routeguard.net.server import Request, Response
+from routeguard.observability.metrics import BREAKER_STATE_NAMES
 from routeguard.resilience import BreakerState
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
 
-__all__ = ["STATE_NAMES", "HealthRoutes"]
-
-STATE_NAMES = {
-    BreakerState.CLOSED: "closed",
-    BreakerState.HALF_OPEN: "half_open",
-    BreakerState.OPEN: "open",
-}
+__all__ = ["HealthRoutes"]
 
 
 class HealthRoutes:
@@ -40,7 +35,7 @@ class HealthRoutes:
             routable = []
             for member, weight in zip(group.members, group.weights, strict=True):
                 state = member.runtime.breaker.state
-                breakers[member.name] = STATE_NAMES[state]
+                breakers[member.name] = BREAKER_STATE_NAMES[state]
                 if weight > 0 and state is not BreakerState.OPEN:
                     routable.append(member.name)
             any_routable = any_routable or bool(routable)

@@ -130,7 +130,6 @@ class Routes:
         try:
             if stream_capable:
                 chat = parse_chat_request(request.body)
-                trace.group = chat.model
                 if chat.stream:
                     opened = await self._open_stream(chat, trace, started, request_id)
                     handed_over = isinstance(opened, StreamingResponse)
@@ -139,7 +138,6 @@ class Routes:
                 body, routed = routed_chat.value.body, _meta(routed_chat)
             else:
                 embedding = parse_embedding_request(request.body)
-                trace.group = embedding.model
                 routed_bytes = await app.router.embed(embedding, trace)
                 body, routed = routed_bytes.value, _meta(routed_bytes)
             answer = Response(200, body, _headers(routed, request_id))
