@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -75,6 +75,9 @@ class RouteGuardApp:
         self.reporter = Reporter(self.metrics, self.runtimes, self.access_log, self.windows)
         self.in_flight = InFlightLimit(config.routing.max_in_flight)
         self.weight_overrides: Weights = {}
+        # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
+        # ``GET /admin/status`` here at start-up, so the status view never imports them.
+        self.status_sections: dict[str, Callable[[], object]] = {}
         self.config = config
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
