@@ -100,7 +100,11 @@ async def _hold_one(url: str, request: bytes, first: asyncio.Event, opened: list
         async with gate:  # bounded connect rate: a SYN flood would only measure the backlog
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(request)
-            await reader.readuntil(b"data:")
+            status = await asyncio.wait_for(reader.readuntil(b"\r\n"), 60)
+            if b" 200 " not in status:
+                writer.close()
+                raise ConnectionError(f"answered {status.decode(errors='replace').strip()}")
+            await asyncio.wait_for(reader.readuntil(b"data:"), 60)
         opened[0] += 1
         if opened[0] >= target:
             all_open.set()
@@ -110,6 +114,7 @@ async def _hold_one(url: str, request: bytes, first: asyncio.Event, opened: list
             result.completed += 1
         writer.close()
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        # TimeoutError is an OSError; a refused stream ends its task here, open or not.
         result.errors += 1
         result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
         opened[0] += 1

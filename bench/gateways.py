@@ -228,7 +228,8 @@ def _start_routeguard(
         name,
         [str(REPO_DIR / ".venv/bin/routeguard"), "serve", "--config", str(conf),
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        core=GATEWAY_CORE if cores is None else cores, cwd=tmp,  # cwd: its audit log (DECISIONS.log) lands in the temp dir
+        # cwd: its audit log (DECISIONS.log) lands in the temp dir
+        core=GATEWAY_CORE if cores is None else cores, cwd=tmp,
     )
     wait_for_port(proc, port, 30)
     return Gateway(name, port, proc, False)

@@ -24,6 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from cases import (
+    measure_concurrent_streams,
+    measure_failover,
+    measure_memory,
+    measure_scaleout,
+)
+from chart import write_chart
 from gateways import (
     BENCH_DIR,
     CASES,
@@ -37,13 +44,6 @@ from gateways import (
     start_gateways,
     start_upstreams,
 )
-from cases import (
-    measure_concurrent_streams,
-    measure_failover,
-    measure_memory,
-    measure_scaleout,
-)
-from chart import write_chart
 from loadgen import WrkResult, combine, run_wrk
 from logscan import LogFindings, keep_logs
 from procs import Supervisor, peak_rss_kib, tree_cpu_s, tree_sched_s
@@ -98,7 +98,7 @@ class Plan:
         self.stream_clients: tuple[int, ...] = (16, 64)
         self.memory_streams: tuple[int, ...] = (1000, 5000) if not args.quick else (1000,)
         self.idle_connections = 1000
-        self.failover_s = 5.0 if not args.quick else 3.0
+        self.failover_s = 10.0 if not args.quick else 4.0
         self.hold_gap_ms = 1000.0
         self.parts = tuple(args.only.split(",")) if args.only else PARTS
         if args.tiny:

@@ -67,6 +67,11 @@ class HistogramChild:
         self.sum += value
 
 
+def _go_float(value: float) -> str:
+    """How prometheus-client spells a bucket bound (``1.0``, ``0.0005``), so ``le`` matches."""
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+
+
 class _Family:
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
         self.name = name
@@ -114,7 +119,7 @@ class HistogramFamily(_Family):
         self.bounds = tuple(float(b) for b in buckets if b != float("inf"))
         if list(self.bounds) != sorted(set(self.bounds)):
             raise ValueError(f"{name}: buckets must be sorted and distinct")
-        self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        self._les = [_go_float(b) for b in self.bounds] + ["+Inf"]
         self._children: dict[tuple[str, ...], HistogramChild] = {}
 
     def labels(self, *values: str) -> HistogramChild:
