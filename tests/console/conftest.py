@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -173,13 +174,13 @@ class Console:
         return response.headers["x-routeguard-deployment"]
 
     def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
         text = self.http.get("/metrics").text
         total = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
@@ -220,7 +221,9 @@ class Traffic:
 @pytest.fixture(scope="module")
 def driver() -> Iterator[webdriver.Chrome]:
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail("the console tests need Debian's chromium and chromium-driver (scripts/dev-setup)")
+        pytest.fail(
+            "the console tests need Debian's chromium and chromium-driver (scripts/dev-setup)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
@@ -262,6 +265,8 @@ def console(loop_thread, simulator, driver, tmp_path, cooldown_s) -> Iterator[Co
     finally:
         # Leave the tab signed out and off this router, so the next test starts clean.
         driver.get("about:blank")
-        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": page.base, "storageTypes": "all"})
+        driver.execute_cdp_cmd(
+            "Storage.clearDataForOrigin", {"origin": page.base, "storageTypes": "all"}
+        )
         page.close()
         loop_thread.run(app.close(drain_timeout_s=1))

@@ -29,11 +29,14 @@ def base(start_router, simulator) -> str:
 
 def test_every_shipped_file_is_served_with_its_type(base):
     assets = load_assets()
-    on_disk = {
-        path.name for path in (resources.files("routeguard") / "console" / "js").iterdir()
-    }
+    on_disk = {path.name for path in (resources.files("routeguard") / "console" / "js").iterdir()}
     assert {url.rsplit("/", 1)[-1] for url in assets if "/js/" in url} == on_disk
-    expected = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+    expected = {
+        ".html": "text/html",
+        ".js": "text/javascript",
+        ".css": "text/css",
+        ".svg": "image/svg+xml",
+    }
     for url in assets:
         response = httpx.get(base + url)
         assert response.status_code == 200, url
@@ -59,7 +62,8 @@ def test_strict_content_security_policy_and_no_inline_script(base):
     assert csp == CONTENT_SECURITY_POLICY
     assert "default-src 'none'" in csp
     assert "script-src 'self'" in csp
-    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
     assert "frame-ancestors 'none'" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -70,7 +74,8 @@ def test_strict_content_security_policy_and_no_inline_script(base):
     ]
     assert not re.search(r"\son[a-z]+=", html)
     assert "style=" not in html
-    assert "http://" not in html and "https://" not in html  # no CDN, no external origin
+    assert "http://" not in html  # no CDN, no external origin
+    assert "https://" not in html
 
 
 def test_assets_revalidate_with_etag(base):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from conftest import LAPTOP, PHONE, TOKEN, Console, Traffic
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from conftest import LAPTOP, PHONE, TOKEN, Console, Traffic
 from routeguard.resilience import BreakerState
 from routeguard.simulator import FaultSpec
 
@@ -56,7 +56,9 @@ def test_breaker_opens_and_closes_live_without_reload(console: Console):
         closed_s = console.wait(lambda: console.breaker("dep-b") == "closed", "dep-b closed")
     assert console.js("return window.__sameDocument") is True  # no reload happened
     assert traffic.failures == []  # the router retried around dep-b throughout
-    print(f"\nconsole saw dep-b open after {opened_s:.1f} s and closed {closed_s:.1f} s after recovery")
+    print(
+        f"\nconsole saw dep-b open after {opened_s:.1f} s and closed {closed_s:.1f} s after recovery"
+    )
     assert console.browser_errors() == []
 
 
@@ -95,7 +97,10 @@ def test_weight_zero_from_the_page_takes_the_share_to_zero(console: Console):
     served = [console.chat() for _ in range(40)]
     assert set(served) == {"dep-a"}
     assert console.metric("router_requests_total", deployment="dep-b") == before
-    assert console.metric("router_effective_weight", model_group="gpt-4-turbo", deployment="dep-b") == 0
+    assert (
+        console.metric("router_effective_weight", model_group="gpt-4-turbo", deployment="dep-b")
+        == 0
+    )
     assert console.metric("router_requests_total", deployment="dep-a") >= 40
     audit = console.audit.read_text()
     assert "OPERATOR=oncall" in audit
@@ -146,9 +151,15 @@ def test_layouts_light_and_dark(console: Console):
             time.sleep(0.3)  # let the layout settle before the picture
             shot = console.screenshot(f"{name}-{'dark' if dark else 'light'}")
             assert shot.stat().st_size > 5000
-            backgrounds[(name, dark)] = console.js("return getComputedStyle(document.body).backgroundColor")
+            backgrounds[(name, dark)] = console.js(
+                "return getComputedStyle(document.body).backgroundColor"
+            )
             # Nothing is wider than the screen: no sideways scrolling on a phone.
-            assert console.js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
-            assert console.js("return document.querySelector(\"tr[data-deployment='dep-b']\").getClientRects().length > 0")
+            assert console.js(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1"
+            )
+            assert console.js(
+                "return document.querySelector(\"tr[data-deployment='dep-b']\").getClientRects().length > 0"
+            )
     assert backgrounds[("laptop", False)] != backgrounds[("laptop", True)]
     assert console.browser_errors() == []

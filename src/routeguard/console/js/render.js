@@ -285,10 +285,21 @@ function renderProviders(view) {
             ? ` · ${Object.entries(p.errors_by_reason_5m).map(([r, n]) => `${r} ${n}`).join(", ")}`
             : "",
         ),
-        h("div", { class: "spark-row" }, h("span", {}, "errors"), sparkline(errors, { label: `${name} error rate`, format: (v) => fmt.pct(v), ceiling: 0.05 })),
-        h("div", { class: "spark-row" }, h("span", {}, "p95"), sparkline(p95, { label: `${name} p95 latency`, format: fmt.ms })),
+        sparkRow("errors", errors, { label: `${name} error rate`, format: (v) => fmt.pct(v), ceiling: 0.05 }),
+        sparkRow("p95", p95, { label: `${name} p95 latency`, format: fmt.ms }),
       );
     }),
+  );
+}
+
+function sparkRow(title, points, options) {
+  const latest = [...points].sort((a, b) => a.age_s - b.age_s).find((p) => p.value != null);
+  return h(
+    "div",
+    { class: "spark-row" },
+    h("span", {}, title),
+    sparkline(points, options),
+    h("span", { class: "spark-now", "aria-hidden": "true" }, latest ? options.format(latest.value) : "—"),
   );
 }
 

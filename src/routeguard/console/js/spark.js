@@ -9,11 +9,12 @@ const SPAN_S = 900;
 
 /** ``points`` are {age_s, value}; value null means no data in that bucket. */
 export function sparkline(points, { label, format, ceiling }) {
-  const values = points.map((p) => p.value).filter((v) => v !== null && v !== undefined);
+  const ordered = [...points].sort((a, b) => b.age_s - a.age_s); // oldest first
+  const values = ordered.map((p) => p.value).filter((v) => v !== null && v !== undefined);
   const top = Math.max(ceiling ?? 0, ...values, 1e-9);
   const segments = [];
   let current = [];
-  for (const p of [...points].sort((a, b) => b.age_s - a.age_s)) {
+  for (const p of ordered) {
     if (p.value === null || p.value === undefined) {
       if (current.length) segments.push(current);
       current = [];

@@ -1,0 +1,95 @@
+"""The console drawing a full ``/admin/status`` (contract shape): every section, and the budget."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from contract_sample import StatusStandIn
+from selenium.webdriver.common.by import By
+
+from conftest import LAPTOP, PHONE, Console
+from routeguard.resilience import BreakerState
+from routeguard.simulator import FaultSpec
+
+
+@pytest.fixture
+def with_status(console: Console) -> StatusStandIn:
+    if "/admin/status" in console.app.routes.table:
+        pytest.fail("this router serves /admin/status itself: test the real endpoint instead")
+    return StatusStandIn(console.app)
+
+
+def text(console: Console, selector: str) -> str:
+    return console.js(
+        "const el = document.querySelector(arguments[0]); return el ? el.textContent : '';",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("cooldown_s", [300])
+def test_every_section_of_the_status_is_drawn(console: Console, with_status: StatusStandIn):
+    console.sim.set_fault("dep-b", FaultSpec(error_rate=1.0, error_status=401))
+    for _ in range(50):
+        console.chat()
+        if console.app.runtimes["dep-b"].breaker.state is BreakerState.OPEN:
+            break
+    console.signed_in()
+    console.wait(lambda: console.visible("summary"), "status summary")
+    assert not console.visible("legacy")
+    assert text(console, "#class-badge") == "P1"
+    # A hostile string in the data is shown as text, never run as markup.
+    assert "<script>alert(1)</script>" in text(console, "#summary .reasons")
+    assert console.js("return document.querySelectorAll('#summary script').length") == 0
+    assert "Replica rg-0 on node-a" in text(console, "#summary .replica")
+    assert console.breaker("dep-b") == "open"
+    assert "half-open in" in (console.cell("dep-b", ".countdown") or "")
+    assert console.cell("dep-a", "td[data-label='Share 5m']").endswith("70 %")
+    assert console.cell("dep-a", "td[data-label='In flight']") == "0 / 32"
+    assert "falls back to gpt-4o" in text(console, ".group[data-group='gpt-4-turbo'] .group-head")
+    # Sparklines: two per provider, the openai error line broken where there was no traffic.
+    assert console.js("return document.querySelectorAll('#providers svg.spark').length") == 4
+    assert (
+        console.js(
+            "return document.querySelectorAll(\"[data-provider='openai'] svg.spark polyline\").length"
+        )
+        >= 2
+    )
+    assert "INC-20261204-1" in text(console, "#incident")
+    assert "drained dep-b" in text(console, "#incident .timeline")
+    assert "2 of 4" in text(console, "tr[data-rollout='ro-1']")
+    assert "(differs)" in text(console, "tr[data-replica='rg-1']")
+    # Buttons follow the endpoints this router has: no drain, probe or rollouts on main yet.
+    for path, selector in (
+        ("/admin/drain", "button[data-key='drain:dep-a']"),
+        ("/admin/probe", "button[data-key='probe:dep-a']"),
+        ("/admin/rollouts", "button[data-key='rollout-start']"),
+        ("/admin/incidents/resolve", "button[data-key='incident-resolve']"),
+    ):
+        present = console.http.get(path).status_code != 404
+        assert bool(console.driver.find_elements(By.CSS_SELECTOR, selector)) == present, path
+    for name, size, mobile in (("laptop", LAPTOP, False), ("phone", PHONE, True)):
+        for dark in (False, True):
+            console.viewport(size, dark=dark, mobile=mobile)
+            time.sleep(0.3)
+            console.screenshot(f"status-{name}-{'dark' if dark else 'light'}")
+            assert console.js(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1"
+            )
+    console.viewport((LAPTOP[0], 2200), dark=False)
+    console.screenshot("status-laptop-light-full")
+    assert console.browser_errors() == []
+
+
+def test_an_open_page_polls_at_most_once_a_second(console: Console, with_status: StatusStandIn):
+    console.signed_in()
+    console.wait(lambda: console.visible("summary"), "status summary")
+    console.js("performance.clearResourceTimings(); performance.setResourceTimingBufferSize(1000)")
+    window_s = 12.0
+    time.sleep(window_s)
+    admin_calls = console.js(
+        "return performance.getEntriesByType('resource').filter((e) => e.name.includes('/admin/')).length"
+    )
+    print(f"\none console page made {admin_calls} admin requests in {window_s:.0f} s")
+    assert admin_calls >= 2  # it is live
+    assert admin_calls <= window_s + 1  # at most one a second (one of slack for the window edge)
