@@ -203,6 +203,8 @@ def summarise(args: argparse.Namespace, rows: list[dict[str, object]]) -> dict[s
         return [float(r[key]) for r in rows if r["condition"] == condition]  # type: ignore[arg-type]
 
     none, cons = pick("none", "rps"), pick("consoles", "rps")
+    # Each round measured both conditions back to back: their ratio cancels slow drift.
+    paired = [c / n for c, n in zip(cons, none, strict=True)]
     median_none, median_cons = statistics.median(none), statistics.median(cons)
     return {
         "consoles": args.consoles,
@@ -213,6 +215,11 @@ def summarise(args: argparse.Namespace, rows: list[dict[str, object]]) -> dict[s
         "rps_median_none": round(median_none),
         "rps_median_consoles": round(median_cons),
         "difference_pct": round((median_cons - median_none) / median_none * 100, 2),
+        "paired_difference_pct_median": round((statistics.median(paired) - 1) * 100, 2),
+        "paired_difference_pct_range": [
+            round((min(paired) - 1) * 100, 1),
+            round((max(paired) - 1) * 100, 1),
+        ],
         "spread_none_pct": round((max(none) - min(none)) / median_none * 100, 2),
         "spread_consoles_pct": round((max(cons) - min(cons)) / median_cons * 100, 2),
         "cpu_us_per_request_none": round(statistics.median(pick("none", "cpu_us_per_request")), 1),

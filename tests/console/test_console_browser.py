@@ -7,6 +7,7 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import LAPTOP, PHONE, TOKEN, Console, Traffic
 from routeguard.resilience import BreakerState
@@ -163,3 +164,19 @@ def test_layouts_light_and_dark(console: Console):
             )
     assert backgrounds[("laptop", False)] != backgrounds[("laptop", True)]
     assert console.browser_errors() == []
+
+
+def test_router_without_admin_tokens_says_so(start_router, simulator, driver):
+    app = start_router(
+        "deployments:\n"
+        f'  dep-a: {{provider: openai, model: m, api_base: "{simulator.url("dep-a")}", api_key: sk-x}}\n'
+        "weights:\n  gpt-4-turbo: {dep-a: 1}\n"
+    )
+    driver.get(f"http://127.0.0.1:{app.port}/console")
+    driver.find_element(By.ID, "token").send_keys("anything")
+    driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+    error = driver.find_element(By.ID, "login-error")
+    WebDriverWait(driver, 20).until(lambda _: error.is_displayed())
+    assert "no admin.tokens configured" in error.text
+    assert driver.find_elements(By.CSS_SELECTOR, "tr[data-deployment]") == []
+    assert driver.execute_script("return sessionStorage.length") == 0
