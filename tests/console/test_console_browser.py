@@ -180,3 +180,46 @@ def test_router_without_admin_tokens_says_so(start_router, simulator, driver):
     assert "no admin.tokens configured" in error.text
     assert driver.find_elements(By.CSS_SELECTOR, "tr[data-deployment]") == []
     assert driver.execute_script("return sessionStorage.length") == 0
+
+
+def _confirm(console: Console) -> str:
+    """The confirmation's change table as text; then apply it and wait for the dialog to close."""
+    driver = console.driver
+    console.wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#dialog table.changes"), "confirm")
+    changes = driver.find_element(By.CSS_SELECTOR, "#dialog table.changes").text.replace("\n", " ")
+    driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
+    console.wait(lambda: not console.visible("dialog"), "dialog closed")
+    return changes
+
+
+@pytest.mark.parametrize("cooldown_s", [300])
+def test_reset_breaker_and_clear_overrides_from_the_page(console: Console):
+    console.sim.set_fault("dep-b", FaultSpec(error_rate=1.0, error_status=401))
+    for _ in range(50):
+        console.chat()
+        if console.app.runtimes["dep-b"].breaker.state is BreakerState.OPEN:
+            break
+    console.sim.clear_faults()
+    console.signed_in()
+    console.wait(lambda: console.breaker("dep-b") == "open", "dep-b open")
+    console.driver.find_element(By.CSS_SELECTOR, "button[data-key='reset:dep-b']").click()
+    assert "dep-b breaker open closed" in _confirm(console)
+    console.wait(lambda: console.breaker("dep-b") == "closed", "dep-b closed on the page")
+    assert console.app.runtimes["dep-b"].breaker.state is BreakerState.CLOSED
+
+    _set_weight_via_page(console, "gpt-4-turbo", "dep-a", "50")
+    assert "gpt-4-turbo / dep-a weight 70 50" in _confirm(console)
+    console.wait(
+        lambda: "override" in (console.cell("dep-a", "td[data-label='Weight']") or ""), "override"
+    )
+    console.driver.find_element(By.CSS_SELECTOR, "button[data-key='weights-clear']").click()
+    assert "gpt-4-turbo / dep-a weight 50 70 (file)" in _confirm(console)
+    console.wait(
+        lambda: console.cell("dep-a", "td[data-label='Weight']") == "70", "file weight again"
+    )
+    assert console.app.weight_overrides == {}
+    actions = [
+        line.split("ACTION=")[1].split(" ")[0] for line in console.audit.read_text().splitlines()
+    ]
+    assert actions == ["circuit_breaker_reset", "set_weights", "clear_weight_overrides"]
+    assert console.browser_errors() == []
