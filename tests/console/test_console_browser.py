@@ -163,6 +163,13 @@ def test_layouts_light_and_dark(console: Console):
                 "return document.querySelector(\"tr[data-deployment='dep-b']\").getClientRects().length > 0"
             )
     assert backgrounds[("laptop", False)] != backgrounds[("laptop", True)]
+    # The confirmation dialog fits a phone too.
+    console.driver.find_element(By.CSS_SELECTOR, "button[data-key='reset:dep-b']").click()
+    console.wait(lambda: console.visible("dialog"), "dialog")
+    console.screenshot("phone-dark-confirm-reset")
+    assert console.js(
+        "return document.getElementById('dialog').getBoundingClientRect().right <= window.innerWidth"
+    )
     assert console.browser_errors() == []
 
 

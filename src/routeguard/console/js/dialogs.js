@@ -35,7 +35,9 @@ export function installDialog() {
   el.addEventListener("close", () => {
     // The opener may have been re-rendered by a poll meanwhile: find it again by its key.
     const again = openerKey ? document.querySelector(`[data-key="${CSS.escape(openerKey)}"]`) : null;
-    (again ?? opener)?.focus?.();
+    // A button the action made obsolete (a reset breaker's) is gone: keep focus in the page.
+    const target = again ?? (opener?.isConnected ? opener : document.getElementById("main"));
+    target?.focus?.();
     opener = null;
     openerKey = null;
   });
