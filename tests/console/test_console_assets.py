@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import tomllib
 from importlib import resources
+from pathlib import Path
 
 import httpx
 import pytest
@@ -103,3 +106,22 @@ def test_files_without_a_known_type_are_not_served(tmp_path):
     (tmp_path / ".hidden.js").write_text("x")
     table = ConsoleRoutes(load_assets(tmp_path)).table()
     assert set(table) == {"/console", "/console/", "/console/index.html"}
+
+
+def test_package_data_globs_ship_every_console_file():
+    """A wheel carries only files matched by pyproject's package-data globs: cover them all."""
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["routeguard"]
+    package = root / "src" / "routeguard"
+    shipped = [p.relative_to(package).as_posix() for p in (package / "console").rglob("*")]
+    missing = [
+        f
+        for f in shipped
+        if (package / f).is_file() and not any(fnmatch.fnmatch(f, g) for g in globs)
+    ]
+    assert missing == []
+    assert {url.removeprefix("/console/") for url in load_assets()} <= set(
+        f.removeprefix("console/") for f in shipped
+    )
