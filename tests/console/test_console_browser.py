@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -14,7 +15,8 @@ from routeguard.resilience import BreakerState
 from routeguard.simulator import FaultSpec
 
 
-def test_no_data_without_a_valid_token(console: Console):
+def test_no_data_without_a_valid_token(console: Console, caplog):
+    caplog.set_level(logging.DEBUG)
     console.open()
     assert console.visible("login")
     assert not console.visible("app")
@@ -37,10 +39,22 @@ def test_no_data_without_a_valid_token(console: Console):
     assert console.js("return localStorage.length") == 0
     assert console.js("return sessionStorage.getItem('routeguard.console.token')") == TOKEN
 
+    # Asked once per tab: a reload keeps the session.
+    console.driver.refresh()
+    console.wait(lambda: console.visible("app") and len(console.rows()) == 3, "still signed in")
+    assert not console.visible("login")
+
     console.driver.find_element(By.ID, "logout").click()
     console.wait(lambda: console.visible("login"), "signed out")
     assert console.js("return sessionStorage.length") == 0
     assert console.browser_errors() == []
+    # The router logged the refused attempt, without the token it carried (or the right one).
+    ours = [r for r in caplog.records if r.name.startswith("routeguard")]
+    assert any("admin authentication failed" in r.getMessage() for r in ours)
+    leaks = [
+        r.__dict__ for r in ours if TOKEN in str(r.__dict__) or "not-the-token" in str(r.__dict__)
+    ]
+    assert leaks == []
 
 
 def test_breaker_opens_and_closes_live_without_reload(console: Console):
