@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from routeguard.net.server import Request, Response
 from routeguard.observability.metrics import BREAKER_STATE_NAMES
-from routeguard.server.admin_api import AdminGuard, json_response
+from routeguard.server.admin_api import AdminGuard, json_body, json_response
 from routeguard.server.app import RouteGuardApp
 
 NOW_ISO = "2026-12-04T12:00:00Z"
@@ -200,3 +200,51 @@ class StatusStandIn:
     async def status(self, request: Request, operator: str) -> Response:
         self.calls.append(time.monotonic())
         return json_response(200, status_document(self.app))
+
+
+class ActionRecorder:
+    """Stand-ins for the contract's action endpoints: record what the page sends, answer OK.
+
+    Proves the buttons send the contract's bodies, with the operator's token, before the
+    endpoints themselves land; the app's own endpoints of the same paths are replaced for the
+    test that uses this.
+    """
+
+    PATHS = (
+        ("POST", "/admin/drain"),
+        ("POST", "/admin/undrain"),
+        ("POST", "/admin/probe"),
+        ("GET", "/admin/rollouts"),
+        ("POST", "/admin/rollouts"),
+        ("DELETE", "/admin/rollouts"),
+        ("GET", "/admin/incidents"),
+        ("POST", "/admin/incidents/open"),
+        ("POST", "/admin/incidents/note"),
+        ("POST", "/admin/incidents/resolve"),
+    )
+
+    def __init__(self, app: RouteGuardApp) -> None:
+        self.calls: list[tuple[str, str, str, dict[str, object]]] = []
+        guard = AdminGuard(lambda: app.config.admin.tokens)
+        for method, path in self.PATHS:
+            app.routes.table.setdefault(path, {})[method] = guard(self._handler(method, path))
+
+    def _handler(self, method: str, path: str) -> Callable[[Request, str], Awaitable[Response]]:
+        async def record(request: Request, operator: str) -> Response:
+            body = json_body(request)
+            self.calls.append((method, path, operator, body))
+            if path == "/admin/probe":
+                name = body.get("deployment")
+                return json_response(
+                    200,
+                    {
+                        "results": [
+                            {"deployment": name, "status": 200, "ttfb_ms": 12.5, "total_ms": 20.1}
+                        ]
+                    },
+                )
+            if path == "/admin/drain":
+                return json_response(200, {"drained": [body.get("target")], "weights": {}})
+            return json_response(200, {"ok": True})
+
+        return record

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from contract_sample import StatusStandIn
+from contract_sample import ActionRecorder, StatusStandIn
 from selenium.webdriver.common.by import By
 
 from conftest import LAPTOP, PHONE, Console
@@ -93,3 +93,97 @@ def test_an_open_page_polls_at_most_once_a_second(console: Console, with_status:
     print(f"\none console page made {admin_calls} admin requests in {window_s:.0f} s")
     assert admin_calls >= 2  # it is live
     assert admin_calls <= window_s + 1  # at most one a second (one of slack for the window edge)
+
+
+def test_action_buttons_send_the_contract_bodies(console: Console, with_status: StatusStandIn):
+    recorder = ActionRecorder(console.app)
+    console.signed_in()
+    console.wait(lambda: console.visible("summary"), "status summary")
+    driver = console.driver
+
+    def click(key: str) -> None:
+        console.wait(
+            lambda: driver.find_elements(By.CSS_SELECTOR, f"button[data-key='{key}']"), key
+        )
+        button = driver.find_element(By.CSS_SELECTOR, f"button[data-key='{key}']")
+        console.js("arguments[0].scrollIntoView({block: 'center'})", button)  # not under the header
+        button.click()
+        console.wait(lambda: console.visible("dialog"), f"dialog of {key}")
+
+    def fill(field: str, value: str) -> None:
+        element = driver.find_element(By.ID, f"field-{field}")
+        element.clear()
+        element.send_keys(value)
+
+    def review_and_apply() -> str:
+        driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='review']").click()
+        console.wait(
+            lambda: driver.find_elements(By.CSS_SELECTOR, "#dialog table.changes"), "confirm"
+        )
+        changes = driver.find_element(By.CSS_SELECTOR, "#dialog table.changes").text.replace(
+            "\n", " "
+        )
+        driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
+        console.wait(lambda: not console.visible("dialog"), "dialog closed")
+        return changes
+
+    def last_call() -> tuple[str, str, str, dict[str, object]]:
+        console.wait(lambda: [c for c in recorder.calls if c[0] != "GET"], "a recorded call")
+        mutations = [c for c in recorder.calls if c[0] != "GET"]
+        recorder.calls.clear()
+        return mutations[-1]
+
+    click("drain:dep-a")
+    changes = driver.find_element(By.CSS_SELECTOR, "#dialog table.changes").text.replace("\n", " ")
+    assert "gpt-4-turbo / dep-a weight 70 0" in changes
+    assert "dep-a drained no yes" in changes
+    driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
+    assert last_call() == ("POST", "/admin/drain", "oncall", {"target": "dep-a", "force": False})
+
+    click("abort:ro-1")
+    driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
+    assert last_call() == ("DELETE", "/admin/rollouts", "oncall", {"id": "ro-1"})
+
+    click("rollout-start")
+    fill("hold_s", "30")
+    assert "hold_s 30" in review_and_apply()
+    assert last_call() == (
+        "POST",
+        "/admin/rollouts",
+        "oncall",
+        {
+            "kind": "restore",
+            "deployment": "dep-a",
+            "group": "gpt-4-turbo",
+            "max_error_rate": 0.05,
+            "max_p95_ms": 5000,
+            "steps": [10, 25, 50, 100],
+            "hold_s": 30,
+        },
+    )
+
+    click("incident-resolve")
+    fill("cause", "dep-b key rotated")
+    fill("impact", "31% errors for 5 min")
+    assert "incident INC-20261204-1 P1 open resolved" in review_and_apply()
+    assert last_call() == (
+        "POST",
+        "/admin/incidents/resolve",
+        "oncall",
+        {"cause": "dep-b key rotated", "impact": "31% errors for 5 min"},
+    )
+
+    click("incident-note")
+    fill("text", "rotated the key back")
+    review_and_apply()
+    assert last_call() == (
+        "POST",
+        "/admin/incidents/note",
+        "oncall",
+        {"text": "rotated the key back"},
+    )
+
+    driver.find_element(By.CSS_SELECTOR, "button[data-key='probe:dep-c']").click()
+    console.wait(lambda: "dep-c: 200" in driver.find_element(By.ID, "toast").text, "probe result")
+    assert last_call() == ("POST", "/admin/probe", "oncall", {"deployment": "dep-c"})
+    assert console.browser_errors() == []
