@@ -5,8 +5,7 @@
 
 import { ApiError, call, probeEndpoints, token } from "./api.js";
 import { configureActions } from "./actions.js";
-import { fleetMembers } from "./adapter.js";
-import { fromLegacy, fromStatus } from "./adapter.js";
+import { fleetMembers, fromLegacy, fromStatus } from "./adapter.js";
 import { installDialog } from "./dialogs.js";
 import { renderAll, tickCountdowns } from "./render.js";
 
