@@ -59,29 +59,9 @@ function renderSummary(view) {
     reasons.length
       ? h("ul", { class: "reasons" }, reasons.map((r) => h("li", {}, r)))
       : h("p", { class: "muted" }, "No alert condition holds."),
-    Object.keys(windows).length
-      ? h(
-          "table",
-          { class: "compact" },
-          h("caption", { class: "sr-only" }, "Client traffic by window"),
-          h("thead", {}, h("tr", {}, ["Window", "Requests", "Errors", "Error rate", "p50", "p95"].map((c) => h("th", { scope: "col" }, c)))),
-          h(
-            "tbody",
-            {},
-            Object.entries(windows).map(([name, w]) =>
-              h(
-                "tr",
-                {},
-                h("th", { scope: "row" }, name),
-                cell("Requests", fmt.num(w.requests)),
-                cell("Errors", fmt.num(w.errors)),
-                cell("Error rate", fmt.pct(w.error_rate)),
-                cell("p50", fmt.ms(w.p50_ms)),
-                cell("p95", fmt.ms(w.p95_ms)),
-              ),
-            ),
-          ),
-        )
+    Object.keys(windows).length ? windowsTable(windows) : null,
+    (view.pending ?? []).length
+      ? h("p", { class: "muted" }, "Pending: ", view.pending.join("; "))
       : null,
     replica
       ? h(
@@ -91,6 +71,41 @@ function renderSummary(view) {
           view.in_flight != null ? ` · ${view.in_flight} in flight` : "",
         )
       : null,
+  );
+}
+
+/** Client answers first (what users saw), then upstream attempts (retries count again). */
+function windowsTable(windows) {
+  const hasClient = Object.values(windows).some((w) => w.client_requests != null);
+  const columns = hasClient
+    ? ["Window", "Client requests", "Client errors", "Attempts", "Attempt errors", "p50", "p95"]
+    : ["Window", "Requests", "Errors", "Error rate", "p50", "p95"];
+  return h(
+    "table",
+    { class: "compact" },
+    h("caption", { class: "sr-only" }, "Traffic by window"),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+    h(
+      "tbody",
+      {},
+      Object.entries(windows).map(([name, w]) =>
+        h(
+          "tr",
+          { dataset: { window: name } },
+          h("th", { scope: "row" }, name),
+          hasClient
+            ? [
+                cell("Client requests", fmt.num(w.client_requests)),
+                cell("Client errors", fmt.pct(w.client_error_rate), w.client_error_rate > 0.05 ? "bad" : ""),
+                cell("Attempts", fmt.num(w.requests)),
+                cell("Attempt errors", fmt.pct(w.error_rate)),
+              ]
+            : [cell("Requests", fmt.num(w.requests)), cell("Errors", fmt.num(w.errors)), cell("Error rate", fmt.pct(w.error_rate))],
+          cell("p50", fmt.ms(w.p50_ms)),
+          cell("p95", fmt.ms(w.p95_ms)),
+        ),
+      ),
+    ),
   );
 }
 
