@@ -115,8 +115,17 @@ class Replica:
     def start(self) -> Replica:
         with open(self.log, "ab") as err:
             self.process = subprocess.Popen(
-                [*ROUTEGUARD, "serve", "--config", str(self.config), "--port", str(self.port),
-                 "--log-format", "text", *self.extra],
+                [
+                    *ROUTEGUARD,
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    "--port",
+                    str(self.port),
+                    "--log-format",
+                    "text",
+                    *self.extra,
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},

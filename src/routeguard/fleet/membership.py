@@ -8,6 +8,7 @@ age is only as exact as the hosts' clocks agree (NTP: milliseconds).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -15,12 +16,21 @@ from typing import Any
 
 import orjson
 
+from routeguard.config.schema import Config
 from routeguard.fleet.codec import JunkFilter
 from routeguard.fleet.host import FleetHost
 from routeguard.fleet.keys import ACQUIRE_SCRIPT, RELEASE_SCRIPT, Keys
 from routeguard.fleet.link import RedisLink
 
-__all__ = ["Membership", "new_member_id"]
+__all__ = ["Membership", "new_member_id", "routing_fingerprint"]
+
+
+def routing_fingerprint(config: Config) -> str:
+    """What must match across a fleet: everything but per-replica settings (listener, audit
+    log path, admin tokens, Redis connection), so a half-finished rollout shows as a mismatch
+    while two replicas with different log paths do not."""
+    dumped = config.model_dump_json(exclude={"server", "admin", "redis"})
+    return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 
 
 def new_member_id() -> str:
@@ -48,6 +58,7 @@ class Membership:
             "pid": os.getpid(),
             "version": host.version,
             "config_version": host.config_version,
+            "routing_version": routing_fingerprint(host.config),
             "started_at": host.started_at,
             "heartbeat_at": time.time(),
             "in_flight": host.in_flight.in_flight,
@@ -74,7 +85,8 @@ class Membership:
                 dead.append(field)
             elif age <= 3 * self.interval_s + 1:
                 beat["heartbeat_age_s"] = round(max(0.0, age), 3)
-                beat["config_mismatch"] = beat["config_version"] != self.host.config_version
+                mine = routing_fingerprint(self.host.config)
+                beat["config_mismatch"] = beat.get("routing_version") != mine
                 live.append(beat)
         if dead:
             await self.link.run("heartbeat", lambda r: r.hdel(key, *dead))
