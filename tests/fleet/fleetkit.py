@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 from processes import ROUTEGUARD, free_port, wait_for_port
+from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "rg-fleet-admin-SECRET"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -41,7 +42,11 @@ class RedisServer:
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
-            ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10
+            ["redis-cli", "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         return out.stdout.strip()
 
@@ -187,8 +192,6 @@ def poll(check: Callable[[], T], deadline_s: float = 15, every_s: float = 0.005)
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

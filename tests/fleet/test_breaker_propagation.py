@@ -47,7 +47,7 @@ def test_b_stops_sending_within_a_second_of_a_opening(
                 while a.breaker("dep-a") != "open":
                     assert a.chat().status_code == 200  # retries hide the failures
                 opened = time.monotonic()
-                _, lag = poll(lambda: b.breaker("dep-a") == "open")
+                _, _lag = poll(lambda: b.breaker("dep-a") == "open")
                 lags.append(time.monotonic() - opened)
                 applied = b.admin("GET", "/admin/fleet").json()["sync_lag_s"]
                 assert applied is not None

@@ -178,7 +178,8 @@ def test_junk_under_the_prefix_is_ignored(simulator: Simulator, tmp_path: Path) 
                 redis.cli(*command)
             time.sleep(3 * INTERVAL_S)
             for replica in (a, b):
-                assert replica.process is not None and replica.process.poll() is None
+                assert replica.process is not None
+                assert replica.process.poll() is None
                 assert replica.breaker("dep-a") == "closed"
                 assert replica.breaker("dep-b") == "closed"
                 assert replica.health()["redis"]["status"] == "ok"
