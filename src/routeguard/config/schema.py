@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.config.redis import RedisConfig
+
 __all__ = [
     "AdminConfig",
     "Config",
@@ -172,6 +174,8 @@ class Config(_Frozen):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     content_policy_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    # Shared state for a fleet of replicas and workers (routeguard.fleet); absent: an island.
+    redis: RedisConfig | None = None
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """Cross-references the schema alone cannot check, as ``(key path, reason)`` pairs."""

@@ -25,6 +25,7 @@ from routeguard import __version__
 from routeguard.config.loader import key_file_paths, load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
+from routeguard.fleet import Fleet
 from routeguard.net.client import UpstreamPool
 from routeguard.net.server import HttpServer
 from routeguard.observability.access import AccessLog
@@ -78,6 +79,8 @@ class RouteGuardApp:
         # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
         # ``GET /admin/status`` here at start-up, so the status view never imports them.
         self.status_sections: dict[str, Callable[[], object]] = {}
+        # Shared state with the other replicas and workers; built in start() when configured.
+        self.fleet: Fleet | None = None
         self.config = config
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
@@ -93,6 +96,8 @@ class RouteGuardApp:
     # -- building ----------------------------------------------------------------------------
     def _on_transition(self, name: str, old: BreakerState, new: BreakerState, reason: str) -> None:
         self.reporter.breaker_transition(name, old, new, reason)
+        if self.fleet is not None:
+            self.fleet.breaker_transition(name, new, reason)
 
     def _build_router(self, config: Config) -> Router:
         self.runtimes.sync(config)
@@ -242,6 +247,10 @@ class RouteGuardApp:
         """Start listening; returns the bound port."""
         bind_host = self.config.server.host if host is None else host
         bind_port = self.config.server.port if port is None else port
+        if self.config.redis is not None and self.fleet is None:
+            self.fleet = Fleet(self.config.redis, self, self.metrics.registry)
+            await self.fleet.start()
+            self.status_sections["fleet"] = self.fleet.status_section
         self.port = await self.server.start(bind_host, bind_port, reuse_port=reuse_port)
         self.reporter.refresh(self.router)
         interval = self.config.server.watch_config_s
@@ -259,6 +268,8 @@ class RouteGuardApp:
                 await self._watcher
         timeout = self.config.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         await self.server.close(timeout)
+        if self.fleet is not None:
+            await self.fleet.close()
         await self.pool.close()
         self.access_log.flush()
 

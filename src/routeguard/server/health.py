@@ -53,6 +53,8 @@ class HealthRoutes:
             "draining": app.draining,
             "model_groups": groups,
         }
+        if app.fleet is not None:  # degraded Redis never fails health: routing is local
+            body["redis"] = app.fleet.health()
         return Response(200 if routable else 503, orjson.dumps(body))
 
     async def ready(self, request: Request) -> Response:
