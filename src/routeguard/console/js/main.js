@@ -82,9 +82,9 @@ async function loadView() {
     requests += 2;
     view = await fromLegacy();
   }
-  // One missing section per poll, in turn, from its own endpoint.
+  // One missing section per poll, in turn, from its own endpoint (the next poll waits longer).
   const missing = EXTRAS.filter((x) => state.caps[x.cap] && !Object.hasOwn(view, x.key));
-  if (missing.length && requests < 2) {
+  if (missing.length) {
     const extra = missing[state.extraTurn++ % missing.length];
     requests += 1;
     try {

@@ -388,7 +388,14 @@ function renderFleet(view) {
       ),
     ),
     redis && typeof redis === "object"
-      ? h("p", { class: "muted" }, `Redis: ${Object.entries(redis).map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")}`)
+      ? h(
+          "p",
+          { class: "muted", dataset: { redis: redis.status ?? "" } },
+          `Redis: ${redis.status ?? "?"}`,
+          redis.mode ? ` (${redis.mode})` : "",
+          redis.last_error ? h("span", { class: "bad" }, ` · last error: ${redis.last_error}`) : "",
+          view.fleet.sync_lag_s != null ? ` · sync lag ${fmt.num(view.fleet.sync_lag_s)} s` : "",
+        )
       : null,
   );
 }
