@@ -23,6 +23,8 @@ from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
 from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
+from routeguard.server.admin_ops import OperatorRoutes
+from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.health import HealthRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
@@ -89,6 +91,8 @@ class Routes:
             "/health/ready": {"GET": health.ready},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
+            **OperatorRoutes(app).table(),
+            **RolloutRoutes(app).table(),
             **ConsoleRoutes().table(),
         }
 
