@@ -355,7 +355,9 @@ class RolloutManager:
 
     def _judge(self, rollout: Rollout, step_started: float, *, final: bool) -> list[str]:
         app, spec, rails = self.app, rollout.spec, rollout.spec.rails
-        window = max(app.clock() - step_started, 1.0)
+        # Windows count whole buckets: reach back to the start of the step's first bucket.
+        bucket_s = app.windows.bucket_s
+        window = app.clock() - (step_started // bucket_s) * bucket_s + 1e-3
         mine = app.windows.stats(window, deployment=spec.deployment)
         peers = [
             app.windows.stats(window, deployment=name)
