@@ -33,6 +33,8 @@ from routeguard.observability.audit import AuditLog
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
+from routeguard.ops.probe import HealthChecker, Prober
+from routeguard.ops.rollouts import RolloutManager
 from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
 from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
@@ -85,6 +87,10 @@ class RouteGuardApp:
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
         self.audit_log = AuditLog(config.admin.audit_log)
+        self.prober = Prober(self)
+        self.health_checks = HealthChecker(self, self.prober)
+        self.rollouts = RolloutManager(self)
+        self.status_sections["rollouts"] = self.rollouts.status_section
         self.routes = Routes(self)
         self.server = HttpServer(self.routes.dispatch, max_body_bytes=config.server.max_body_bytes)
         self.port = 0
@@ -256,12 +262,15 @@ class RouteGuardApp:
         interval = self.config.server.watch_config_s
         if self.config_path is not None and interval > 0:
             self._watcher = asyncio.create_task(self._watch(interval))
+        self.health_checks.start()
         self.ready = True
         return self.port
 
     async def close(self, drain_timeout_s: float | None = None) -> None:
         """Drain: readiness turns 503, new connections are refused, in-flight answers finish."""
         self.draining = True
+        await self.rollouts.close()
+        await self.health_checks.close()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

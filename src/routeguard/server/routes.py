@@ -23,6 +23,8 @@ from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
 from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
+from routeguard.server.admin_ops import OperatorRoutes
+from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
@@ -91,6 +93,8 @@ class Routes:
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **FleetAdminRoutes(app).table(),
+            **OperatorRoutes(app).table(),
+            **RolloutRoutes(app).table(),
             **ConsoleRoutes().table(),
         }
 
