@@ -244,3 +244,40 @@ def test_reset_breaker_and_clear_overrides_from_the_page(console: Console):
     ]
     assert actions == ["circuit_breaker_reset", "set_weights", "clear_weight_overrides"]
     assert console.browser_errors() == []
+
+
+def test_restore_started_and_aborted_from_the_page(console: Console):
+    console.signed_in()
+    driver = console.driver
+    start = "button[data-key='rollout-start']"
+    console.wait(lambda: driver.find_elements(By.CSS_SELECTOR, start), "rollouts section")
+    driver.find_element(By.CSS_SELECTOR, start).click()
+    console.wait(lambda: console.visible("dialog"), "rollout form")
+    driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='review']").click()
+    changes = _confirm(console)
+    assert "kind restore" in changes
+    assert "deployment dep-a" in changes
+    rollout_row = "#rollouts tr[data-rollout]"
+    console.wait(lambda: driver.find_elements(By.CSS_SELECTOR, rollout_row), "rollout listed")
+    rollout_id = console.js(f'return document.querySelector("{rollout_row}").dataset.rollout')
+    listed = console.http.get("/admin/rollouts", headers={"authorization": f"Bearer {TOKEN}"})
+    (rollout,) = listed.json()["rollouts"]
+    assert rollout["id"] == rollout_id
+    assert rollout["state"] == "running"
+    assert rollout["deployment"] == "dep-a"
+    assert "running" in console.js(f'return document.querySelector("{rollout_row}").textContent')
+
+    abort = f"button[data-key='abort:{rollout_id}']"
+    console.wait(lambda: driver.find_elements(By.CSS_SELECTOR, abort), "abort button")
+    driver.find_element(By.CSS_SELECTOR, abort).click()
+    assert f"restore {rollout_id} running" in _confirm(console)
+    console.wait(
+        lambda: (
+            "aborted"
+            in (console.js(f'return document.querySelector("{rollout_row}")?.textContent') or "")
+        ),
+        "rollout aborted on the page",
+    )
+    listed = console.http.get("/admin/rollouts", headers={"authorization": f"Bearer {TOKEN}"})
+    assert listed.json()["rollouts"][0]["state"] == "aborted"
+    assert console.browser_errors() == []

@@ -29,7 +29,8 @@ const state = {
 const EXTRAS = [
   { key: "incident", cap: "incidents", path: "/admin/incidents", pick: (r) => r?.open ?? null },
   { key: "rollouts", cap: "rollouts", path: "/admin/rollouts", pick: (r) => r },
-  { key: "fleet", cap: "fleet", path: "/admin/fleet", pick: (r) => (fleetMembers(r).length ? r : null) },
+  // A router without `redis:` answers {"configured": false}: stop asking until the next probe.
+  { key: "fleet", cap: "fleet", path: "/admin/fleet", pick: (r) => (fleetMembers(r).length ? r : null), off: (r) => r?.configured === false },
 ];
 
 function toast(message) {
@@ -88,7 +89,9 @@ async function loadView() {
     const extra = missing[state.extraTurn++ % missing.length];
     requests += 1;
     try {
-      state.extras[extra.key] = extra.pick(await call("GET", extra.path));
+      const answer = await call("GET", extra.path);
+      state.extras[extra.key] = extra.pick(answer);
+      if (extra.off?.(answer)) state.caps[extra.cap] = false;
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) throw err;
     }
