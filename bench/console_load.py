@@ -26,6 +26,8 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -140,6 +142,33 @@ class ConsolePages:
             driver.quit()
 
 
+def admin_cpu_ms(gateway: Proc, base: str, calls: int = 200) -> dict[str, float]:
+    """RouteGuard's CPU per admin call the page makes, each path called alone, sequentially.
+
+    A figure the shared machine's noise cannot blur the way it blurs throughput: multiplied by
+    the pages' request rate it says what share of the core the consoles take from the data plane.
+    """
+    cost: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for path in (
+        "/admin/status",
+        "/admin/deployments",
+        "/admin/weights",
+        "/admin/rollouts",
+        "/admin/fleet",
+    ):
+        request = urllib.request.Request(base + path, headers=headers)
+        try:
+            urllib.request.urlopen(request, timeout=10).read()
+        except urllib.error.HTTPError:
+            continue  # not on this router
+        before = tree_cpu_s(gateway.pid)
+        for _ in range(calls):
+            urllib.request.urlopen(request, timeout=10).read()
+        cost[path] = round((tree_cpu_s(gateway.pid) - before) / calls * 1000, 3)
+    return cost
+
+
 def measure(args: argparse.Namespace, sup: Supervisor, tmp: Path) -> dict[str, object]:
     ups = start_upstreams(sup, tmp)
     gateway, port = start_routeguard(sup, tmp, ups.static_port, ups.sim_port)
@@ -149,6 +178,8 @@ def measure(args: argparse.Namespace, sup: Supervisor, tmp: Path) -> dict[str, o
     run_wrk(
         sup, url=url, script=script, connections=args.connections, duration_s=3, core=LOAD_CORE
     )  # warm-up
+    cost = admin_cpu_ms(gateway, base)
+    print(f"  RouteGuard CPU per admin call (ms): {cost}", file=sys.stderr)
     pages = ConsolePages(args.consoles, base)
     rows: list[dict[str, object]] = []
     try:
@@ -195,7 +226,14 @@ def measure(args: argparse.Namespace, sup: Supervisor, tmp: Path) -> dict[str, o
                 )
     finally:
         pages.quit()
-    return summarise(args, rows)
+    summary = summarise(args, rows)
+    summary["admin_cpu_ms_per_call"] = cost
+    # The pages' mix is mostly /admin/status (or deployments + weights without it): bound the
+    # consoles' share of the core by the dearest call at the measured rate.
+    dearest = max(cost.values(), default=0.0)
+    rate = float(summary["admin_requests_per_s_total"])  # type: ignore[arg-type]
+    summary["consoles_cpu_share_pct_at_most"] = round(rate * dearest / 1000 * 100, 3)
+    return summary
 
 
 def summarise(args: argparse.Namespace, rows: list[dict[str, object]]) -> dict[str, object]:

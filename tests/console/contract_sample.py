@@ -165,8 +165,10 @@ def status_document(app: RouteGuardApp) -> dict[str, object]:
             ],
             "redis": {"status": "ok", "latency_ms": 0.4},
         },
+        # The rollouts section as ops registers it: running ones, then the last few finished.
         "rollouts": {
-            "rollouts": [
+            "recent": [],
+            "active": [
                 {
                     "id": "ro-1",
                     "kind": "restore",
@@ -182,7 +184,7 @@ def status_document(app: RouteGuardApp) -> dict[str, object]:
                     "started_at": NOW_ISO,
                     "events": [],
                 },
-            ]
+            ],
         },
     }
 

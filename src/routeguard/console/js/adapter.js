@@ -62,11 +62,15 @@ export function legacyView(deps, weights) {
   };
 }
 
-/** Rollouts from a status section or GET /admin/rollouts: a list either way. */
+/**
+ * Rollouts as one list, running first: GET /admin/rollouts answers {"rollouts": [...]}, the
+ * status section {"active": [...], "recent": [...]}.
+ */
 export function rolloutList(section) {
   if (!section) return [];
   if (Array.isArray(section)) return section;
-  return Array.isArray(section.rollouts) ? section.rollouts : [];
+  if (Array.isArray(section.rollouts)) return section.rollouts;
+  return [...(section.active ?? []), ...(section.recent ?? [])];
 }
 
 /** Fleet members from a status section or GET /admin/fleet. */
