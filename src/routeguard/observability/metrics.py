@@ -38,6 +38,7 @@ from prometheus_client import (
 from routeguard import __version__
 
 __all__ = [
+    "API_LABELS",
     "BREAKER_CLOSED",
     "BREAKER_HALF_OPEN",
     "BREAKER_OPEN",
@@ -67,6 +68,9 @@ ERROR_REASONS: Final = frozenset(
     }
 )
 """The ``reason`` values of ``router_errors_total``: the ``reason`` of :mod:`routeguard.errors`."""
+
+API_LABELS: Final = frozenset({"chat", "embeddings", "messages", "responses", "completions"})
+"""The ``api`` values of ``router_api_requests_total``: the inbound API a client spoke."""
 
 OTHER_REASON: Final = "other"
 UNKNOWN_GROUP: Final = "unknown"
@@ -246,6 +250,7 @@ class RouterMetrics:
         self._lock = threading.Lock()
         self._deployments: dict[tuple[str, str, str], DeploymentMetrics] = {}
         self._groups: dict[str, GroupMetrics] = {}
+        self._api_children: dict[tuple[str, int], Counter] = {}
 
         dep = ["model_group", "deployment", "provider"]
         self.requests = Counter(
@@ -265,6 +270,13 @@ class RouterMetrics:
             "Client requests by the HTTP status the client got; model_group is 'unknown' when "
             "the request named no configured group.",
             ["model_group", "status"],
+            registry=registry,
+        )
+        self.api_requests = Counter(
+            "router_api_requests_total",
+            "Client requests by inbound API (" + ", ".join(sorted(API_LABELS)) + ") and the "
+            "HTTP status the client got.",
+            ["api", "status"],
             registry=registry,
         )
         self.latency = Histogram(
@@ -382,6 +394,18 @@ class RouterMetrics:
                     handle = GroupMetrics(self, name)
                     self._groups[name] = handle
         return handle
+
+    def api_request(self, api: str, status: int) -> None:
+        """Count one client request by inbound API; an unknown ``api`` counts as other."""
+        child = self._api_children.get((api, status))
+        if child is None:
+            label = api if api in API_LABELS else OTHER_REASON
+            if not 100 <= status <= 599:
+                raise ValueError(f"not an HTTP status: {status!r}")
+            child = self.api_requests.labels(label, str(status))
+            if label == api:
+                self._api_children[(api, status)] = child
+        child.inc()
 
     # -- events off the request path -------------------------------------------------------
 
