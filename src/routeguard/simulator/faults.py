@@ -82,6 +82,8 @@ class TargetStats:
     hangs: int = 0
     errors_injected: int = 0
     malformed: int = 0
+    last_body: Any = None
+    """The JSON body of the latest request, as received: tests check what a router forwarded."""
 
     def count_status(self, status: int) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + 1
@@ -96,6 +98,7 @@ class TargetStats:
             hangs=self.hangs,
             errors_injected=self.errors_injected,
             malformed=self.malformed,
+            last_body=self.last_body,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +111,7 @@ class TargetStats:
             "hangs": self.hangs,
             "errors_injected": self.errors_injected,
             "malformed": self.malformed,
+            "last_body": self.last_body,
         }
 
 
