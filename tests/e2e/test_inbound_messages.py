@@ -7,6 +7,7 @@ fails over to the other provider; the client must not be able to tell which happ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,7 +93,8 @@ def test_create_tool_use_and_tool_result_round_trip(
     assert first.stop_reason == "tool_use"
     call = next(b for b in first.content if b.type == "tool_use")
     assert call.name == "get_weather"
-    assert isinstance(call.input, dict) and "city" in call.input
+    assert isinstance(call.input, dict)
+    assert "city" in call.input
     second = client.messages.create(
         model=group,
         max_tokens=128,
@@ -244,6 +246,14 @@ def test_open_breakers_answer_529_overloaded(simulator: Simulator, start_router:
     assert "retry-after" in caught.value.response.headers
 
 
+def _drain(client: anthropic.Anthropic, group: str) -> None:
+    with client.messages.stream(
+        model=group, max_tokens=64, messages=[{"role": "user", "content": "a b c d e f g"}]
+    ) as stream:
+        for _ in stream:
+            pass
+
+
 @pytest.mark.parametrize("group", ["claude", "gpt"])
 def test_mid_stream_failure_is_an_anthropic_error_event(
     client: anthropic.Anthropic, simulator: Simulator, group: str
@@ -251,25 +261,24 @@ def test_mid_stream_failure_is_an_anthropic_error_event(
     target = SERVED_BY[group]
     simulator.set_fault(target, FaultSpec(stream_error_after_chunks=3))
     with pytest.raises(anthropic.APIStatusError) as caught:
-        with client.messages.stream(
-            model=group, max_tokens=64, messages=[{"role": "user", "content": "a b c d e f g"}]
-        ) as stream:
-            for _ in stream:
-                pass
+        _drain(client, group)
     body = caught.value.body
-    assert isinstance(body, dict) and body["type"] == "error"
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
     assert body["error"]["type"] in ("overloaded_error", "api_error")
 
 
-def test_metrics_and_access_lines_carry_the_api(client: anthropic.Anthropic, router: Any) -> None:
+def test_metrics_and_access_lines_carry_the_api(
+    client: anthropic.Anthropic, router: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="routeguard.requests")
     client.messages.create(model="gpt", max_tokens=8, messages=[{"role": "user", "content": "x"}])
     metrics = httpx.get(f"http://127.0.0.1:{router.port}/metrics").text
-    line = next(
-        l
-        for l in metrics.splitlines()
-        if l.startswith('router_api_requests_total{api="messages",status="200"}')
-    )
-    assert float(line.split()[-1]) >= 1
+    series = 'router_api_requests_total{api="messages",status="200"}'
+    line = next(x for x in metrics.splitlines() if x.startswith(series))
+    assert float(line.split()[-1]) == 1
+    apis = [getattr(r, "api", None) for r in caplog.records if r.name == "routeguard.requests"]
+    assert "messages" in apis
 
 
 def test_invalid_json_is_an_anthropic_400(router: Any) -> None:
