@@ -72,7 +72,7 @@ class BatchingConfig(_Frozen):
     """Embedding micro-batching for a local (``vllm``) deployment: see providers/batching.py."""
 
     max_batch_size: int = Field(default=32, ge=2, le=2048)
-    max_wait_ms: float = Field(default=5.0, gt=0, le=1000, allow_inf_nan=False)
+    max_wait_ms: float = Field(default=5.0, gt=0, le=10_000, allow_inf_nan=False)
 
 
 class DeploymentConfig(_Frozen):

@@ -23,7 +23,6 @@ made: each request still holds its own concurrency slot and breaker permit in th
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,8 +103,16 @@ class EmbeddingBatcher:
         batch.size += len(items)
         if batch.size >= self._max_size:
             self._flush(batch)
-        # Cancelling this await cancels only this request's future; the flush skips it.
-        return await waiter.future
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            # The client left: if the batch is still waiting, take its inputs out of it.
+            if self._open.get(key) is batch and waiter in batch.waiters:
+                batch.waiters.remove(waiter)
+                batch.size -= len(items)
+                if not batch.waiters:
+                    self._flush(batch)
+            raise
 
     def _flush(self, batch: _Batch) -> None:
         if self._open.get(batch.key) is batch:
@@ -121,6 +128,13 @@ class EmbeddingBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, waiters: list[_Waiter]) -> None:
+        try:
+            await self._run_batch(waiters)
+        finally:
+            # Whatever went wrong in here, no request may wait forever for its answer.
+            _fail(waiters, UpstreamBadResponseError("embedding batch ended without an answer"))
+
+    async def _run_batch(self, waiters: list[_Waiter]) -> None:
         if len(waiters) == 1:
             await self._run_alone(waiters[0])
             return
@@ -160,7 +174,15 @@ def _fail(waiters: list[_Waiter], exc: Exception) -> None:
     for waiter in waiters:
         if not waiter.future.done():
             # Each request raises its own copy: the router annotates and chains what it raises.
-            waiter.future.set_exception(copy.copy(exc))
+            waiter.future.set_exception(_clone(exc))
+
+
+def _clone(exc: Exception) -> Exception:
+    """A shallow copy; ``copy.copy`` would call constructors with keyword-only arguments."""
+    clone = exc.__class__.__new__(exc.__class__)
+    clone.__dict__.update(exc.__dict__)
+    clone.args = exc.args
+    return clone
 
 
 def _split(body: bytes, waiters: list[_Waiter]) -> list[bytes]:
