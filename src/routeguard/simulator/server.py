@@ -221,10 +221,12 @@ class Simulator:
         target, dialect, handler = route
         stats = self._stats.for_target(target)
         stats.requests += 1
+        fault = self._faults.get(target)
         exchange = Exchange(
             request,
             target=target,
-            fault=self._faults.get(target),
+            fault=fault,
+            gate=self._faults.gate(target, fault),
             stats=stats,
             rng=self._rng,
             stopping=self._stopping,
