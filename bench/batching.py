@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sup.stop_all()
     print(
-        f"{args.clients} clients, {args.duration:.0f} s per mode, upstream {args.upstream_ms} ms/call"
+        f"{args.clients} clients, {args.duration:.0f} s per mode, upstream {args.upstream_ms} "
+        f"ms/call, {args.upstream_slots} at once"
     )
     header = (
         "mode",
