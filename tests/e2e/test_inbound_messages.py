@@ -58,7 +58,10 @@ def router(simulator: Simulator, start_router: Any) -> Any:
 @pytest.fixture
 def client(router: Any) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(
-        base_url=f"http://127.0.0.1:{router.port}", api_key="client-key", max_retries=0
+        base_url=f"http://127.0.0.1:{router.port}",
+        api_key="client-key",
+        max_retries=0,
+        _strict_response_validation=True,
     ) as c:
         yield c
 
