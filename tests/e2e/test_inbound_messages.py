@@ -288,3 +288,50 @@ def test_invalid_json_is_an_anthropic_400(router: Any) -> None:
     r = httpx.post(f"http://127.0.0.1:{router.port}/v1/messages", content=b"{nope")
     assert r.status_code == 400
     assert orjson.loads(r.content)["error"]["type"] == "invalid_request_error"
+
+
+def test_in_band_error_before_content_fails_over(simulator: Simulator, start_router: Any) -> None:
+    # An Anthropic stream that reports overloaded_error right after message_start has shown the
+    # client nothing yet: the router tries the next deployment, which here speaks OpenAI.
+    yaml = config(simulator) + "  switch: {claude-a: 1000, gpt-a: 1}\n"
+    simulator.set_fault("claude-a", FaultSpec(stream_error_after_chunks=0))
+    app = start_router(yaml, seed=5)
+    url = f"http://127.0.0.1:{app.port}"
+    with (
+        anthropic.Anthropic(base_url=url, api_key="k", max_retries=0) as c,
+        c.messages.stream(
+            model="switch", max_tokens=32, messages=[{"role": "user", "content": "fail over"}]
+        ) as stream,
+    ):
+        text = "".join(stream.text_stream)
+        served_by = stream.response.headers["x-routeguard-deployment"]
+    assert "fail" in text
+    assert served_by == "gpt-a"
+
+
+def test_blocks_only_anthropic_understands_go_to_an_anthropic_deployment(
+    simulator: Simulator, start_router: Any
+) -> None:
+    yaml = config(simulator) + "  prefer-gpt: {gpt-a: 1000, claude-a: 1}\n"
+    app = start_router(yaml, seed=5)
+    document = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "a short document"},
+    }
+    with anthropic.Anthropic(
+        base_url=f"http://127.0.0.1:{app.port}", api_key="k", max_retries=0
+    ) as c:
+        raw = c.messages.with_raw_response.create(
+            model="prefer-gpt",
+            max_tokens=32,
+            messages=[{"role": "user", "content": [document, {"type": "text", "text": "sum up"}]}],
+        )
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            c.messages.create(
+                model="gpt",
+                max_tokens=32,
+                messages=[{"role": "user", "content": [document]}],
+            )
+    assert raw.headers["x-routeguard-deployment"] == "claude-a"
+    assert "document" in caught.value.message
+    assert simulator.stats().get("gpt-a") is None  # nothing was sent to the OpenAI deployment
