@@ -167,12 +167,21 @@ def test_raw_event_sequence_of_a_translated_stream(router: Any) -> None:
     assert set(names[3:-3]) == {"content_block_delta"}
 
 
-def test_count_tokens(client: anthropic.Anthropic) -> None:
+def test_count_tokens(simulator: Simulator, start_router: Any) -> None:
+    app = start_router(config(simulator) + "  prefer-gpt: {gpt-a: 1000, claude-a: 1}\n")
     messages: Any = [{"role": "user", "content": "count these few words please"}]
-    native = client.messages.count_tokens(model="claude", messages=messages)
-    estimate = client.messages.count_tokens(model="gpt", messages=messages)
+    with anthropic.Anthropic(
+        base_url=f"http://127.0.0.1:{app.port}", api_key="k", max_retries=0
+    ) as c:
+        native = c.messages.count_tokens(model="claude", messages=messages)
+        # Only Anthropic deployments count: the OpenAI one is skipped, never called.
+        raw = c.messages.with_raw_response.count_tokens(model="prefer-gpt", messages=messages)
+        estimate = c.messages.count_tokens(model="gpt", messages=messages)
     assert native.input_tokens > 0
-    assert estimate.input_tokens > 0
+    assert raw.headers["x-routeguard-deployment"] == "claude-a"
+    assert raw.parse().input_tokens == native.input_tokens
+    assert estimate.input_tokens > 0  # no Anthropic deployment: a local estimate
+    assert simulator.stats().get("gpt-a") is None
 
 
 def test_passthrough_keeps_unknown_fields(

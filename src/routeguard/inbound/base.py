@@ -44,6 +44,7 @@ __all__ = [
     "TranslatedStream",
     "Translation",
     "attempt_for",
+    "nobody_can_serve",
 ]
 
 Attempt = Callable[[Deployment], Awaitable[ChatResult | ChatStream]]
@@ -52,11 +53,22 @@ Attempt = Callable[[Deployment], Awaitable[ChatResult | ChatStream]]
 @dataclass(frozen=True, slots=True)
 class InboundCall:
     """A parsed inbound request: the group it names, whether it streams, and how to serve it
-    on one deployment."""
+    on one deployment.
+
+    ``local`` answers (a whole JSON body) when no deployment of the group can serve the request
+    at all; without it the client gets the 400 that says why.
+    """
 
     model: str
     stream: bool
     attempt: Attempt
+    local: Callable[[], bytes] | None = None
+
+
+def nobody_can_serve(exc: RouteGuardError) -> bool:
+    """Whether routing failed only because no deployment supports the request."""
+    failures = getattr(exc, "failures", [exc])
+    return all(isinstance(f, UnsupportedByDeploymentError) for f in failures)
 
 
 class InboundApi(abc.ABC):

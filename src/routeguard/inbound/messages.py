@@ -27,9 +27,9 @@ later" and what Anthropic clients (SDKs, coding agents) back off and retry on; `
 is kept. A failure after a stream started ends it with an ``event: error`` carrying the same
 object, which the SDK raises.
 
-``count_tokens`` is forwarded to an Anthropic deployment; a deployment of another provider
-answers with an estimate (about four characters per token of the chat translation), computed
-locally without an upstream call, since no OpenAI-compatible API counts Anthropic tokens.
+``count_tokens`` is forwarded to an Anthropic deployment; other deployments are skipped, and a
+group with no Anthropic deployment gets an estimate (about four characters per token of the
+chat translation) computed locally, since no OpenAI-compatible API counts Anthropic tokens.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import orjson
 
 from routeguard.errors import RouteGuardError
-from routeguard.inbound.base import Attempt, InboundApi, InboundCall, attempt_for
+from routeguard.inbound.base import InboundApi, InboundCall, attempt_for
 from routeguard.inbound.messages_answer import MessagesStreamTranslator, to_message
 from routeguard.inbound.messages_request import (
     MessagesRequest,
@@ -48,8 +48,7 @@ from routeguard.inbound.messages_request import (
     parse_messages_request,
     to_chat_payload,
 )
-from routeguard.providers.base import ChatResult, ChatStream, NativeRequest
-from routeguard.routing.groups import Deployment
+from routeguard.providers.base import NativeRequest
 from routeguard.wire.chat import ChatRequest
 
 __all__ = ["CountTokensApi", "MessagesApi", "anthropic_error"]
@@ -133,16 +132,18 @@ class CountTokensApi(_AnthropicShaped):
     def parse(self, body: bytes, headers: Mapping[str, str]) -> InboundCall:
         request = parse_messages_request(body, count_tokens=True)
         native = _native(request, headers, "count_tokens")
-        return InboundCall(request.model, False, _count_attempt(request, native))
+        # Only Anthropic counts Anthropic tokens: others are skipped (the router moves on, and
+        # their latency statistics never see a call that did not happen); a group without an
+        # Anthropic deployment gets the local estimate.
+        return InboundCall(
+            request.model, False, attempt_for(native, None), lambda: _estimate(request)
+        )
 
 
-def _count_attempt(request: MessagesRequest, native: NativeRequest) -> Attempt:
-    async def attempt(deployment: Deployment) -> ChatResult | ChatStream:
-        if native.api in deployment.provider.native_apis:
-            return await deployment.provider.forward(native)
+def _estimate(request: MessagesRequest) -> bytes:
+    try:
         chat = to_chat_payload(request.payload, stream=False)
         text = orjson.dumps([chat["messages"], chat.get("tools")])
-        estimate = max(1, math.ceil(len(text) / 4))
-        return ChatResult(orjson.dumps({"input_tokens": estimate}), None)
-
-    return attempt
+    except RouteGuardError:
+        text = orjson.dumps([request.payload.get("system"), request.payload["messages"]])
+    return orjson.dumps({"input_tokens": max(1, math.ceil(len(text) / 4))})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from routeguard.errors import RouteGuardError
 from routeguard.inbound import CompletionsApi, CountTokensApi, MessagesApi, ResponsesApi
-from routeguard.inbound.base import InboundApi
+from routeguard.inbound.base import InboundApi, InboundCall, nobody_can_serve
 from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatResult, ChatStream
 from routeguard.routing.router import Trace
@@ -90,6 +90,7 @@ class InboundRoutes:
             self._account(answer.status, trace, started, request_id)
             return answer
         handed_over = False
+        call: InboundCall | None = None
         try:
             call = api.parse(request.body, request.headers)
             routed = await app.router.serve(call.model, call.attempt, trace)
@@ -101,7 +102,10 @@ class InboundRoutes:
                 return opened
             answer = Response(200, value.body, headers)
         except RouteGuardError as exc:
-            answer = _error(api, exc, request_id)
+            if call is not None and call.local is not None and nobody_can_serve(exc):
+                answer = Response(200, call.local(), [(REQUEST_ID_HEADER, request_id)])
+            else:
+                answer = _error(api, exc, request_id)
         except asyncio.CancelledError:
             self._account(CLIENT_CLOSED, trace, started, request_id)
             raise
