@@ -4,6 +4,12 @@ An adapter turns our request into one provider's wire format and the answer back
 and maps the provider's errors into :mod:`routeguard.errors` by status and structured fields.
 It never retries, never falls back, never counts: routing and resilience do that once, for every
 provider alike. Adapters never import routing.
+
+A provider may also speak some inbound APIs natively (``native_apis``: Anthropic Messages for
+Anthropic, Completions and Responses for OpenAI): :meth:`Provider.forward` then sends the
+client's request as written, but for the model name, and relays the answer as is. Whether an
+attempt forwards or translates through chat is decided per deployment by the inbound layer
+(:mod:`routeguard.inbound.base`), never by the adapter.
 """
 
 from __future__ import annotations
