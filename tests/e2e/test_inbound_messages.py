@@ -344,3 +344,14 @@ def test_blocks_only_anthropic_understands_go_to_an_anthropic_deployment(
     assert raw.headers["x-routeguard-deployment"] == "claude-a"
     assert "document" in caught.value.message
     assert simulator.stats().get("gpt-a") is None  # nothing was sent to the OpenAI deployment
+
+
+def test_anthropic_base_url_environment(router: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the README tells users of tools configured by environment: the router's root URL.
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{router.port}")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    with anthropic.Anthropic(max_retries=0) as c:
+        message = c.messages.create(
+            model="gpt", max_tokens=16, messages=[{"role": "user", "content": "via env"}]
+        )
+    assert "env" in message.content[0].text  # type: ignore[union-attr]
