@@ -126,7 +126,7 @@ class Routes:
         app = self.app
         started = time.perf_counter()
         request_id = _request_id(request)
-        trace = Trace(api="chat" if stream_capable else "embeddings")
+        trace = Trace() if stream_capable else Trace(api="embeddings")
         if not app.in_flight.try_enter():
             response = _overloaded()
             self._account(response, trace, started, request_id)
