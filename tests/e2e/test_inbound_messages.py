@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anthropic
@@ -355,3 +356,34 @@ def test_anthropic_base_url_environment(router: Any, monkeypatch: pytest.MonkeyP
             model="gpt", max_tokens=16, messages=[{"role": "user", "content": "via env"}]
         )
     assert "env" in message.content[0].text  # type: ignore[union-attr]
+
+
+def _post_messages(port: int, model: str) -> httpx.Response:
+    body = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    return httpx.post(f"http://127.0.0.1:{port}/v1/messages", json=body, timeout=30)
+
+
+def test_routeguards_own_limits_in_anthropic_shape(simulator: Simulator, start_router: Any) -> None:
+    # The process-wide in-flight cap (a 503 for OpenAI clients) is Anthropic's 529; a group at
+    # capacity (every slot taken, no queue) is a 429 rate_limit_error.
+    yaml = (
+        config(simulator)
+        .replace("routing: {", "routing: {max_in_flight: 2, ")
+        .replace("api_key: sk-oa}", "api_key: sk-oa, max_parallel_requests: 1, max_queue: 0}")
+    )
+    simulator.set_fault("*", FaultSpec(latency_ms=500))
+    app = start_router(yaml)
+    with ThreadPoolExecutor(6) as pool:
+        capped = list(pool.map(lambda _: _post_messages(app.port, "claude"), range(6)))
+    overloaded = next(r for r in capped if r.status_code == 529)
+    assert overloaded.json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": overloaded.json()["error"]["message"]},
+    }
+    assert overloaded.headers["retry-after"] == "1"
+    with ThreadPoolExecutor(2) as pool:
+        busy = list(pool.map(lambda _: _post_messages(app.port, "gpt"), range(2)))
+    assert sorted(r.status_code for r in busy) == [200, 429]
+    limited = next(r for r in busy if r.status_code == 429)
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+    assert "retry-after" in limited.headers
