@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from routeguard.errors import (
+    InvalidRequestError,
     RouteGuardError,
     UnsupportedByDeploymentError,
     UpstreamBadResponseError,
@@ -44,6 +45,7 @@ __all__ = [
     "TranslatedStream",
     "Translation",
     "attempt_for",
+    "load_json_object",
     "nobody_can_serve",
 ]
 
@@ -63,6 +65,19 @@ class InboundCall:
     stream: bool
     attempt: Attempt
     local: Callable[[], bytes] | None = None
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or the 400 that says what is wrong with it."""
+    if not body:
+        raise InvalidRequestError("Request body is empty; expected a JSON object.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("Request body must be a JSON object.")
+    return data
 
 
 def nobody_can_serve(exc: RouteGuardError) -> bool:

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from routeguard.errors import InvalidRequestError
-from routeguard.inbound.base import InboundApi, InboundCall, attempt_for
-from routeguard.inbound.messages_request import _load
+from routeguard.inbound.base import InboundApi, InboundCall, attempt_for, load_json_object
 from routeguard.providers.base import NativeRequest
 
 __all__ = ["CompletionsApi", "parse_completions_request"]
@@ -34,7 +33,7 @@ def _valid_prompt(prompt: object) -> bool:
 
 
 def parse_completions_request(body: bytes) -> NativeRequest:
-    data = _load(body)
+    data = load_json_object(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError(

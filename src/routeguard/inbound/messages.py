@@ -48,7 +48,7 @@ from routeguard.inbound.messages_request import (
     parse_messages_request,
     to_chat_payload,
 )
-from routeguard.providers.base import NativeRequest
+from routeguard.providers.base import NativeApi, NativeRequest
 from routeguard.wire.chat import ChatRequest
 
 __all__ = ["CountTokensApi", "MessagesApi", "anthropic_error"]
@@ -83,9 +83,9 @@ def anthropic_error(exc: RouteGuardError) -> tuple[int, bytes]:
     return status, orjson.dumps(body)
 
 
-def _native(request: MessagesRequest, headers: Mapping[str, str], api: str) -> NativeRequest:
+def _native(request: MessagesRequest, headers: Mapping[str, str], api: NativeApi) -> NativeRequest:
     kept = tuple((name, headers[name]) for name in _FORWARDED if name in headers)
-    return NativeRequest(api, request.payload, request.stream, kept)  # type: ignore[arg-type]
+    return NativeRequest(api, request.payload, request.stream, kept)
 
 
 class _Translation:

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from routeguard.errors import InvalidRequestError, UnsupportedByDeploymentError
+from routeguard.inbound.base import load_json_object
 from routeguard.wire.chat import ChatRequest
 
 __all__ = ["MessagesRequest", "parse_messages_request", "to_chat_payload"]
@@ -34,21 +35,9 @@ class MessagesRequest:
     payload: dict[str, Any]
 
 
-def _load(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise InvalidRequestError("Request body is empty; expected a JSON object.")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("Request body must be a JSON object.")
-    return data
-
-
 def parse_messages_request(body: bytes, *, count_tokens: bool = False) -> MessagesRequest:
     """Check a ``/v1/messages`` (or ``count_tokens``) body the way Anthropic does."""
-    data = _load(body)
+    data = load_json_object(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("model: Field required", param="model")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routeguard.errors import InvalidRequestError, UnsupportedByDeploymentError
-from routeguard.inbound.messages_request import _load
+from routeguard.inbound.base import load_json_object
 from routeguard.wire.chat import ChatRequest
 
 __all__ = ["ResponsesRequest", "parse_responses_request", "to_chat_payload"]
@@ -34,7 +34,7 @@ class ResponsesRequest:
 
 
 def parse_responses_request(body: bytes) -> ResponsesRequest:
-    data = _load(body)
+    data = load_json_object(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError(
