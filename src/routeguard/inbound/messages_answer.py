@@ -6,7 +6,9 @@ the final message from it: ``message_start`` (then a ``ping``), for each content
 call's arguments as they arrive) and ``content_block_stop``, then ``message_delta`` with the
 stop reason and usage, and ``message_stop``. Chat completions reports usage only at the end,
 so ``message_start`` carries zero input tokens and ``message_delta`` the real counts (the SDK
-takes the later values).
+takes the later values). Chat completions does not say which stop sequence ended an answer,
+so a translated answer reports ``end_turn`` with ``stop_sequence: null`` where Anthropic would
+report ``stop_sequence``.
 """
 
 from __future__ import annotations
