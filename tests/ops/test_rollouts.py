@@ -161,3 +161,13 @@ def test_rollout_requests_are_validated_and_one_runs_per_group(router):
     aborted = router.admin.request("DELETE", "/admin/rollouts", json={"id": first.json()["id"]})
     assert aborted.status_code == 200
     assert aborted.json()["state"] == "aborted"
+
+
+def test_restore_refuses_a_deployment_whose_breaker_is_open(router, simulator):
+    router.admin.post("/admin/undrain", json={"target": "c"})
+    simulator.set_fault("c", FaultSpec(error_rate=1.0, error_status=500))
+    with Traffic(router.url):
+        wait_for(lambda: router.breaker("c") == "OPEN", what="c's breaker to open")
+    refused = router.admin.post("/admin/rollouts", json=restore_body())
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "breaker_open"

@@ -369,9 +369,11 @@ class RolloutManager:
         reasons = []
         runtime = app.runtimes.deployments.get(spec.deployment)
         if runtime is not None:
-            opened = runtime.breaker.snapshot().opened_at
-            if opened is not None and opened >= step_started:
+            snapshot = runtime.breaker.snapshot()
+            if snapshot.opened_at is not None and snapshot.opened_at >= step_started:
                 reasons.append("circuit breaker opened during the step")
+            elif final and snapshot.opened_at is not None:
+                reasons.append(f"circuit breaker is {snapshot.state.name.lower()}, not closed")
         if mine.requests >= rails.min_requests:
             base = rollout.baseline
             if mine.error_rate > rails.max_error_rate:
