@@ -113,18 +113,23 @@ class Traffic:
             thread.join(10)
 
     def _run(self) -> None:
-        client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-key", max_retries=0)
-        while not self._stop.is_set():
-            try:
-                raw = client.chat.completions.with_raw_response.create(
-                    model=self.model, messages=[{"role": "user", "content": "hi"}], max_tokens=5
-                )
-                self.served[raw.headers.get("x-routeguard-deployment", "?")] += 1
-            except openai.APIStatusError as exc:
-                self.errors[str(exc.status_code)] += 1
-            except openai.APIConnectionError:
-                self.errors["connection"] += 1
-            time.sleep(0.005)
+        with openai.OpenAI(
+            base_url=f"{self.url}/v1", api_key="client-key", max_retries=0
+        ) as client:
+            while not self._stop.is_set():
+                self._one(client)
+                time.sleep(0.005)
+
+    def _one(self, client: openai.OpenAI) -> None:
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model=self.model, messages=[{"role": "user", "content": "hi"}], max_tokens=5
+            )
+            self.served[raw.headers.get("x-routeguard-deployment", "?")] += 1
+        except openai.APIStatusError as exc:
+            self.errors[str(exc.status_code)] += 1
+        except openai.APIConnectionError:
+            self.errors["connection"] += 1
 
 
 def wait_for(predicate: Callable[[], Any], deadline_s: float = 20.0, what: str = "") -> float:

@@ -69,6 +69,9 @@ def test_active_health_check_closes_a_recovered_breaker_without_user_traffic(rou
     took = wait_for(lambda: router.breaker("oa") == "CLOSED", what="health check recovery")
     after = simulator.stats()["oa"].requests
     assert after > before  # the router's own probe, not a user's request, closed it
+    section = router.app.status_sections["health_checks"]()
+    assert section["enabled"] is True
+    assert section["recoveries"] >= 1
     print(f"recovered by active health check {took:.2f} s after the fault cleared (cooldown 1 s)")
 
 

@@ -161,3 +161,41 @@ def test_rollout_requests_are_validated_and_one_runs_per_group(router):
     aborted = router.admin.request("DELETE", "/admin/rollouts", json={"id": first.json()["id"]})
     assert aborted.status_code == 200
     assert aborted.json()["state"] == "aborted"
+
+
+def test_restore_refuses_a_deployment_whose_breaker_is_open(router, simulator):
+    router.admin.post("/admin/undrain", json={"target": "c"})
+    simulator.set_fault("c", FaultSpec(error_rate=1.0, error_status=500))
+    with Traffic(router.url):
+        wait_for(lambda: router.breaker("c") == "OPEN", what="c's breaker to open")
+    refused = router.admin.post("/admin/rollouts", json=restore_body())
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "breaker_open"
+
+
+def test_canary_fails_on_the_p95_guard_rail_with_peers_side_by_side(router, simulator):
+    simulator.set_fault("c", FaultSpec(latency_ms=300))
+    with Traffic(router.url):
+        started = router.admin.post(
+            "/admin/rollouts",
+            json={"kind": "canary", "deployment": "c", "traffic_pct": 40, "duration_s": "3s",
+                  "max_p95_ms": 150, "min_requests": 3},
+        )  # fmt: skip
+        assert started.status_code == 201, started.text
+        rollout_id = started.json()["id"]
+        wait_for(lambda: router.rollout(rollout_id)["state"] != "running", 30, "the verdict")
+    verdict = router.rollout(rollout_id)
+    assert verdict["state"] == "failed"
+    assert any(r.startswith("p95 ") and "above 150 ms" in r for r in verdict["reasons"])
+    assert verdict["figures"]["canary"]["p95_ms"] > 150
+    assert verdict["figures"]["baseline"]["p95_ms"] < 150
+
+
+def test_cli_errors_exit_codes(router):
+    unknown = cli("restore", "nope", "--hold", "1s", url=router.url)
+    assert unknown.returncode == 1
+    assert "unknown deployment" in unknown.stderr
+    bad_hold = cli("restore", "c", "--hold", "a while", url=router.url)
+    assert bad_hold.returncode == 2
+    unreachable = cli("canary", "c", "--duration", "1s", url="http://127.0.0.1:9")
+    assert unreachable.returncode == 4

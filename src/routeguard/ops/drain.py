@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from routeguard.ops.errors import OperatorActionError
 from routeguard.resilience import BreakerState
-from routeguard.server.admin_api import AdminError
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -35,19 +35,16 @@ class DrainPlan:
 def resolve_target(app: RouteGuardApp, target: object) -> list[str]:
     """Deployment names for ``target``: a deployment's name, or a provider's (all of its)."""
     if not isinstance(target, str) or not target:
-        raise AdminError(
-            400, 'Body needs "target": a deployment or provider name.', "invalid_request_error"
-        )
+        raise OperatorActionError(400, 'Body needs "target": a deployment or provider name.')
     deployments = app.config.deployments
     if target in deployments:
         return [target]
     names = [name for name, cfg in deployments.items() if cfg.provider == target]
     if not names:
-        raise AdminError(
+        raise OperatorActionError(
             404,
             f"{target!r} is neither a deployment nor a provider of this router "
             f"(deployments: {', '.join(deployments)}).",
-            "invalid_request_error",
             "not_found",
         )
     return names
@@ -76,11 +73,10 @@ def drain(app: RouteGuardApp, target: object, *, force: bool, operator: str) -> 
     names = resolve_target(app, target)
     plan = plan_drain(app, names)
     if plan.emptied and not force:
-        raise AdminError(
+        raise OperatorActionError(
             409,
             f"Draining {target} would leave no healthy deployment (positive weight, breaker "
             f'closed) in {", ".join(plan.emptied)}; send "force": true to drain anyway.',
-            "invalid_request_error",
             "last_healthy_deployment",
         )
     if plan.overrides:

@@ -169,6 +169,17 @@ class HealthChecker:
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
+    def status_section(self) -> object:
+        """``GET /admin/status``'s ``health_checks``: is it on, and what has it done."""
+        settings = self.app.config.health_checks
+        return {
+            "interval_s": settings.interval_s,
+            "enabled": settings.interval_s > 0,
+            "probes_sent": self.probes_sent,
+            "recoveries": self.recoveries,
+            "probing": sorted(self._busy),
+        }
+
     def start(self) -> None:
         if self._task is None and self.app.config.health_checks.interval_s > 0:
             self._task = asyncio.create_task(self._run())

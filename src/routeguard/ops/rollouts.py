@@ -140,6 +140,7 @@ class Rollout:
     finished_at: float | None = None
     canary: Figures | None = None
     baseline: Figures | None = None
+    lease_held: bool | None = None
 
     def event(self, text: str) -> None:
         self.events.append({"ts": _iso(time.time()), "event": text})
@@ -174,6 +175,7 @@ class Rollout:
             "started_at": _iso(self.started_at),
             "finished_at": None if self.finished_at is None else _iso(self.finished_at),
             "events": list(self.events),
+            "lease_held": self.lease_held,
         }
 
 
@@ -282,6 +284,7 @@ class RolloutManager:
         spec = rollout.spec
         last_good = 0.0
         for index, step in enumerate(spec.steps):
+            await self._wait_for_lease(rollout, lease_name)
             rollout.step = index
             self._apply_share(rollout, step)
             rollout.event(f"step {index + 1}/{len(spec.steps)}: {step:g}% of {spec.group}")
@@ -316,6 +319,7 @@ class RolloutManager:
 
     async def _canary(self, rollout: Rollout, lease_name: str) -> None:
         spec = rollout.spec
+        await self._wait_for_lease(rollout, lease_name)
         rollout.step = 0
         self._previous[rollout.id] = self.app.weight_overrides.get(spec.group)
         self._apply_share(rollout, spec.traffic_pct)
@@ -344,14 +348,30 @@ class RolloutManager:
         while held < seconds:
             before = clock()
             await asyncio.sleep(min(self.tick_s, seconds - held))
-            if not await self.lease.acquire(lease_name, _LEASE_TTL_S):
-                rollout.event("another replica holds the rollout lease: waiting")
+            if not await self._leased(rollout, lease_name):
                 continue  # time without the lease does not count as holding
             held += clock() - before
             reasons = self._judge(rollout, started, final=False)
             if reasons:
                 return reasons
         return self._judge(rollout, started, final=True)
+
+    async def _leased(self, rollout: Rollout, lease_name: str) -> bool:
+        """Hold (or renew) the group's rollout lease; note when it is won and lost."""
+        held = await self.lease.acquire(lease_name, _LEASE_TTL_S)
+        if held != rollout.lease_held:
+            rollout.lease_held = held
+            rollout.event(
+                "holding the rollout lease" if held else "rollout lease not held: waiting"
+            )
+        return held
+
+    async def _wait_for_lease(self, rollout: Rollout, lease_name: str) -> None:
+        """Change no weight before this replica holds the lease."""
+        while True:  # polling: a lease frees up in Redis, with no local event to wait on
+            if await self._leased(rollout, lease_name):
+                return
+            await asyncio.sleep(self.tick_s)
 
     def _judge(self, rollout: Rollout, step_started: float, *, final: bool) -> list[str]:
         app, spec, rails = self.app, rollout.spec, rollout.spec.rails
@@ -369,9 +389,11 @@ class RolloutManager:
         reasons = []
         runtime = app.runtimes.deployments.get(spec.deployment)
         if runtime is not None:
-            opened = runtime.breaker.snapshot().opened_at
-            if opened is not None and opened >= step_started:
+            snapshot = runtime.breaker.snapshot()
+            if snapshot.opened_at is not None and snapshot.opened_at >= step_started:
                 reasons.append("circuit breaker opened during the step")
+            elif final and snapshot.opened_at is not None:
+                reasons.append(f"circuit breaker is {snapshot.state.name.lower()}, not closed")
         if mine.requests >= rails.min_requests:
             base = rollout.baseline
             if mine.error_rate > rails.max_error_rate:

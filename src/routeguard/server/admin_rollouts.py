@@ -14,6 +14,7 @@ from routeguard.errors import InvalidRequestError
 from routeguard.net.server import Request, Response
 from routeguard.ops.durations import parse_duration
 from routeguard.ops.rollouts import GuardRails, RolloutSpec
+from routeguard.resilience import BreakerState
 from routeguard.server.admin_api import AdminError, AdminGuard, Route, json_body, json_response
 
 if TYPE_CHECKING:
@@ -50,6 +51,16 @@ class RolloutRoutes:
                 f"already running in {spec.group}; abort it first (DELETE /admin/rollouts).",
                 "invalid_request_error",
                 "rollout_running",
+            )
+        breaker = self.app.runtimes.deployments[spec.deployment].breaker
+        if breaker.state is not BreakerState.CLOSED:
+            raise AdminError(
+                409,
+                f"{spec.deployment}'s circuit breaker is not closed: it would get no traffic to "
+                "judge. "
+                "Wait for it to recover (routeguard probe) or reset it first.",
+                "invalid_request_error",
+                "breaker_open",
             )
         rollout = self.app.rollouts.start(spec, operator)
         return json_response(201, rollout.to_json())

@@ -91,6 +91,7 @@ class RouteGuardApp:
         self.health_checks = HealthChecker(self, self.prober)
         self.rollouts = RolloutManager(self)
         self.status_sections["rollouts"] = self.rollouts.status_section
+        self.status_sections["health_checks"] = self.health_checks.status_section
         self.routes = Routes(self)
         self.server = HttpServer(self.routes.dispatch, max_body_bytes=config.server.max_body_bytes)
         self.port = 0
