@@ -95,59 +95,96 @@ def test_an_open_page_polls_at_most_once_a_second(console: Console, with_status:
     assert admin_calls <= window_s + 1  # at most one a second (one of slack for the window edge)
 
 
-def test_action_buttons_send_the_contract_bodies(console: Console, with_status: StatusStandIn):
-    recorder = ActionRecorder(console.app)
-    console.signed_in()
-    console.wait(lambda: console.visible("summary"), "status summary")
-    driver = console.driver
+class Actions:
+    """Drives the page's action buttons; the recorder says what reached the router."""
 
-    def click(key: str) -> None:
-        console.wait(
-            lambda: driver.find_elements(By.CSS_SELECTOR, f"button[data-key='{key}']"), key
-        )
-        button = driver.find_element(By.CSS_SELECTOR, f"button[data-key='{key}']")
-        console.js("arguments[0].scrollIntoView({block: 'center'})", button)  # not under the header
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.driver = console.driver
+        self.recorder = ActionRecorder(console.app)
+        console.signed_in()
+        console.wait(lambda: console.visible("summary"), "status summary")
+
+    def click(self, key: str) -> None:
+        selector = f"button[data-key='{key}']"
+        self.console.wait(lambda: self.driver.find_elements(By.CSS_SELECTOR, selector), key)
+        button = self.driver.find_element(By.CSS_SELECTOR, selector)
+        self.console.js(
+            "arguments[0].scrollIntoView({block: 'center'})", button
+        )  # not under the header
         button.click()
-        console.wait(lambda: console.visible("dialog"), f"dialog of {key}")
+        self.console.wait(lambda: self.console.visible("dialog"), f"dialog of {key}")
 
-    def fill(field: str, value: str) -> None:
-        element = driver.find_element(By.ID, f"field-{field}")
+    def fill(self, field: str, value: str) -> None:
+        element = self.driver.find_element(By.ID, f"field-{field}")
         element.clear()
         element.send_keys(value)
 
-    def review_and_apply() -> str:
-        driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='review']").click()
-        console.wait(
-            lambda: driver.find_elements(By.CSS_SELECTOR, "#dialog table.changes"), "confirm"
+    def changes(self) -> str:
+        self.console.wait(
+            lambda: self.driver.find_elements(By.CSS_SELECTOR, "#dialog table.changes"), "confirm"
         )
-        changes = driver.find_element(By.CSS_SELECTOR, "#dialog table.changes").text.replace(
+        return self.driver.find_element(By.CSS_SELECTOR, "#dialog table.changes").text.replace(
             "\n", " "
         )
-        driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
-        console.wait(lambda: not console.visible("dialog"), "dialog closed")
+
+    def apply(self) -> None:
+        self.driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
+
+    def review_and_apply(self) -> str:
+        self.driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='review']").click()
+        changes = self.changes()
+        self.apply()
+        self.console.wait(lambda: not self.console.visible("dialog"), "dialog closed")
         return changes
 
-    def last_call() -> tuple[str, str, str, dict[str, object]]:
-        console.wait(lambda: [c for c in recorder.calls if c[0] != "GET"], "a recorded call")
-        mutations = [c for c in recorder.calls if c[0] != "GET"]
-        recorder.calls.clear()
+    def last_call(self) -> tuple[str, str, str, dict[str, object]]:
+        self.console.wait(
+            lambda: [c for c in self.recorder.calls if c[0] != "GET"], "a recorded call"
+        )
+        mutations = [c for c in self.recorder.calls if c[0] != "GET"]
+        self.recorder.calls.clear()
         return mutations[-1]
 
-    click("drain:dep-a")
-    changes = driver.find_element(By.CSS_SELECTOR, "#dialog table.changes").text.replace("\n", " ")
+
+def test_drain_and_rollout_buttons_send_the_contract_bodies(
+    console: Console, with_status: StatusStandIn
+):
+    page = Actions(console)
+    page.click("drain:dep-a")
+    changes = page.changes()
     assert "gpt-4-turbo / dep-a weight 70 0" in changes
     assert "dep-a drained no yes" in changes
-    driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
-    assert last_call() == ("POST", "/admin/drain", "oncall", {"target": "dep-a", "force": False})
+    page.apply()
+    assert page.last_call() == (
+        "POST",
+        "/admin/drain",
+        "oncall",
+        {"target": "dep-a", "force": False},
+    )
 
-    click("abort:ro-1")
-    driver.find_element(By.CSS_SELECTOR, "#dialog button[data-role='apply']").click()
-    assert last_call() == ("DELETE", "/admin/rollouts", "oncall", {"id": "ro-1"})
+    page.click("drain-provider:anthropic")
+    assert "gpt-4o / dep-c weight 1 0" in page.changes()
+    assert (
+        "gpt-4o would have no routable deployment"
+        in console.driver.find_element(By.ID, "dialog").text
+    )
+    page.apply()
+    assert page.last_call() == (
+        "POST",
+        "/admin/drain",
+        "oncall",
+        {"target": "anthropic", "force": True},
+    )
 
-    click("rollout-start")
-    fill("hold_s", "30")
-    assert "hold_s 30" in review_and_apply()
-    assert last_call() == (
+    page.click("abort:ro-1")
+    page.apply()
+    assert page.last_call() == ("DELETE", "/admin/rollouts", "oncall", {"id": "ro-1"})
+
+    page.click("rollout-start")
+    page.fill("hold_s", "30")
+    assert "hold_s 30" in page.review_and_apply()
+    assert page.last_call() == (
         "POST",
         "/admin/rollouts",
         "oncall",
@@ -161,29 +198,37 @@ def test_action_buttons_send_the_contract_bodies(console: Console, with_status: 
             "hold_s": 30,
         },
     )
+    assert console.browser_errors() == []
 
-    click("incident-resolve")
-    fill("cause", "dep-b key rotated")
-    fill("impact", "31% errors for 5 min")
-    assert "incident INC-20261204-1 P1 open resolved" in review_and_apply()
-    assert last_call() == (
+
+def test_incident_and_probe_buttons_send_the_contract_bodies(
+    console: Console, with_status: StatusStandIn
+):
+    page = Actions(console)
+    page.click("incident-resolve")
+    page.fill("cause", "dep-b key rotated")
+    page.fill("impact", "31% errors for 5 min")
+    assert "incident INC-20261204-1 P1 open resolved" in page.review_and_apply()
+    assert page.last_call() == (
         "POST",
         "/admin/incidents/resolve",
         "oncall",
         {"cause": "dep-b key rotated", "impact": "31% errors for 5 min"},
     )
 
-    click("incident-note")
-    fill("text", "rotated the key back")
-    review_and_apply()
-    assert last_call() == (
+    page.click("incident-note")
+    page.fill("text", "rotated the key back")
+    page.review_and_apply()
+    assert page.last_call() == (
         "POST",
         "/admin/incidents/note",
         "oncall",
         {"text": "rotated the key back"},
     )
 
-    driver.find_element(By.CSS_SELECTOR, "button[data-key='probe:dep-c']").click()
-    console.wait(lambda: "dep-c: 200" in driver.find_element(By.ID, "toast").text, "probe result")
-    assert last_call() == ("POST", "/admin/probe", "oncall", {"deployment": "dep-c"})
+    console.driver.find_element(By.CSS_SELECTOR, "button[data-key='probe:dep-c']").click()
+    console.wait(
+        lambda: "dep-c: 200" in console.driver.find_element(By.ID, "toast").text, "probe result"
+    )
+    assert page.last_call() == ("POST", "/admin/probe", "oncall", {"deployment": "dep-c"})
     assert console.browser_errors() == []

@@ -13,9 +13,17 @@ export function configureActions(context) {
   ctx = context;
 }
 
+/** Say something to the operator (an action that could not even be offered, for one). */
+export function notify(message) {
+  ctx.toast(message);
+}
+
 function finished(message) {
   return (result) => {
-    ctx.toast(typeof message === "function" ? message(result) : message);
+    const text = typeof message === "function" ? message(result) : message;
+    // With a fleet, mutations say how many replicas applied them.
+    const acks = result?.acknowledged_by;
+    ctx.toast(acks != null ? `${text} Applied by ${acks} replica${acks === 1 ? "" : "s"}.` : text);
     ctx.refresh();
   };
 }
@@ -65,6 +73,31 @@ export function drain(view, d) {
     label: "Drain",
     run: () => call("POST", "/admin/drain", { target: d.name, force: leavesEmpty }),
     done: finished((r) => `Drained ${(r?.drained ?? [d.name]).join(", ")}.`),
+  });
+}
+
+/** Drain every deployment of a provider: the runbook's "the provider is down" step. */
+export function drainProvider(view, provider) {
+  const changes = [];
+  const notes = [];
+  for (const [group, g] of Object.entries(view.groups ?? {})) {
+    const members = g.deployments ?? [];
+    const hit = members.filter((m) => m.provider === provider && m.weight > 0);
+    for (const m of hit) changes.push({ what: `${group} / ${m.name} weight`, from: fmt.num(m.weight), to: "0" });
+    const rest = members.filter((m) => m.provider !== provider && m.weight > 0 && m.breaker?.state !== "open");
+    if (hit.length && rest.length === 0) {
+      notes.push({ warn: true, text: `${group} would have no routable deployment left: its requests fail (or go to its fallbacks).` });
+    }
+  }
+  if (changes.length === 0) throw new Error(`No deployment of ${provider} has traffic to drain.`);
+  confirmChange({
+    title: `Drain provider ${provider}`,
+    intro: `Every deployment of ${provider} stops getting new requests; requests in flight finish.`,
+    changes,
+    notes: notes.length ? [...notes, { warn: true, text: "Sent with force: true." }] : notes,
+    label: `Drain ${provider}`,
+    run: () => call("POST", "/admin/drain", { target: provider, force: notes.length > 0 }),
+    done: finished((r) => `Drained ${(r?.drained ?? [provider]).join(", ")}.`),
   });
 }
 

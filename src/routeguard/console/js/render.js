@@ -25,7 +25,7 @@ export function renderAll(view, caps, fetchedAt) {
   renderSummary(view);
   if (changed("incident", view.incident, Object.hasOwn(view, "incident"), view.class, view.reasons, caps)) renderIncident(view, caps);
   if (changed("groups", view.groups, view.legacy, caps)) renderGroups(view, caps, fetchedAt);
-  if (changed("providers", view.providers)) renderProviders(view);
+  if (changed("providers", view.providers, view.groups, caps)) renderProviders(view, caps);
   if (changed("rollouts", view.rollouts, Object.hasOwn(view, "rollouts"), caps)) renderRollouts(view, caps);
   if (changed("fleet", view.fleet)) renderFleet(view);
 }
@@ -273,7 +273,7 @@ function renderGroups(view, caps, fetchedAt) {
   );
 }
 
-function renderProviders(view) {
+function renderProviders(view, caps) {
   const providers = Object.entries(view.providers ?? {});
   show($("providers"), providers.length > 0);
   if (!providers.length) return;
@@ -302,9 +302,20 @@ function renderProviders(view) {
         ),
         sparkRow("errors", errors, { label: `${name} error rate`, format: (v) => fmt.pct(v), ceiling: 0.05 }),
         sparkRow("p95", p95, { label: `${name} p95 latency`, format: fmt.ms }),
+        caps.drain
+          ? h("div", { class: "actions" }, button(`Drain ${name}…`, () => tryAction(() => act.drainProvider(view, name)), { "data-key": `drain-provider:${name}` }))
+          : null,
       );
     }),
   );
+}
+
+function tryAction(action) {
+  try {
+    action();
+  } catch (err) {
+    act.notify(err.message);
+  }
 }
 
 function sparkRow(title, points, options) {
