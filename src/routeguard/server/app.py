@@ -208,6 +208,8 @@ class RouteGuardApp:
             config = load_config(self.config_path)
             version = self.apply_config(config)
         except ConfigError as exc:
+            # The watcher must not reject the same bad file again after an admin reload did.
+            self._file_state = self._watched_state()
             self.metrics.config_reload(False)
             log.error("config reload rejected: %s", exc.message, extra={"source": source})
             raise
