@@ -92,6 +92,10 @@ def status_document(app: RouteGuardApp) -> dict[str, object]:
         },
         "windows": {
             "1m": {
+                "client_requests": 400,
+                "client_errors": 12,
+                "client_error_rate": 0.03,
+                "client_p95_ms": 2300.0,
                 "requests": 480,
                 "errors": 150,
                 "error_rate": 0.31,

@@ -42,6 +42,7 @@ def test_every_section_of_the_status_is_drawn(console: Console, with_status: Sta
     assert "<script>alert(1)</script>" in text(console, "#summary .reasons")
     assert console.js("return document.querySelectorAll('#summary script').length") == 0
     assert "Replica rg-0 on node-a" in text(console, "#summary .replica")
+    assert "3.0 %" in text(console, "#summary tr[data-window='1m']")  # client errors first
     assert console.breaker("dep-b") == "open"
     assert "half-open in" in (console.cell("dep-b", ".countdown") or "")
     assert console.cell("dep-a", "td[data-label='Share 5m']").endswith("70 %")

@@ -81,6 +81,9 @@ function windowsTable(windows) {
     ? ["Window", "Client requests", "Client errors", "Attempts", "Attempt errors", "p50", "p95"]
     : ["Window", "Requests", "Errors", "Error rate", "p50", "p95"];
   return h(
+    "div",
+    { class: "scroll-x" },
+    h(
     "table",
     { class: "compact" },
     h("caption", { class: "sr-only" }, "Traffic by window"),
@@ -105,6 +108,7 @@ function windowsTable(windows) {
           cell("p95", fmt.ms(w.p95_ms)),
         ),
       ),
+    ),
     ),
   );
 }
