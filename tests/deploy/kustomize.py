@@ -10,8 +10,8 @@ instead of being silently half-rendered:
 - ``labels`` with ``includeSelectors: false`` (metadata labels only, as kustomize does)
 - ``images`` (``newName``/``newTag``/``digest``) and ``replicas``
 
-Resource order is kustomize's "legacy" order is not reproduced; callers look objects up by
-kind and name.
+Objects come out in file order, not kustomize's kind order; callers look them up by kind and
+name.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def _apply_image(objects: list[Manifest], image: Manifest) -> None:
     for obj in objects:
         for container in _containers(obj):
             ref: str = container["image"]
-            name = ref.split("@")[0].rsplit(":", 1)[0] if "/" in ref or ":" in ref else ref
+            name = (
+                ref.split("@", maxsplit=1)[0].rsplit(":", 1)[0] if "/" in ref or ":" in ref else ref
+            )
             if name != image["name"]:
                 continue
             new = image.get("newName", name)
@@ -144,7 +146,9 @@ def _apply_image(objects: list[Manifest], image: Manifest) -> None:
 
 
 def _apply_replicas(objects: list[Manifest], replicas: Manifest, directory: Path) -> None:
-    hits = [o for o in objects if o["kind"] in WORKLOADS and o["metadata"]["name"] == replicas["name"]]
+    hits = [
+        o for o in objects if o["kind"] in WORKLOADS and o["metadata"]["name"] == replicas["name"]
+    ]
     if not hits:
         raise KustomizeError(f"{directory}: replicas names no workload {replicas['name']}")
     for obj in hits:

@@ -82,7 +82,8 @@ def _remove_tree(path: Path) -> None:
 def projected_files(config_text: str, keys: Mapping[str, str]) -> dict[str, str]:
     """The files the router Deployment's projected volume holds, by their path in the volume."""
     volume = next(
-        v for v in obj("Deployment", "litellm-router")["spec"]["template"]["spec"]["volumes"]
+        v
+        for v in obj("Deployment", "litellm-router")["spec"]["template"]["spec"]["volumes"]
         if v["name"] == "config"
     )
     files: dict[str, str] = {}
@@ -125,9 +126,7 @@ def serve_process(
                     process.wait(timeout=10)
 
 
-def wait_health(
-    base_url: str, process: subprocess.Popen[bytes], log: IO[bytes]
-) -> httpx.Response:
+def wait_health(base_url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> httpx.Response:
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -14,11 +14,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
+from support import REPO
 
 from routeguard.config.loader import parse_config
 from routeguard.config.schema import Config
-
-from support import REPO
 
 DEPLOY = REPO / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
@@ -48,10 +47,13 @@ def test_the_runbook_environment() -> None:
     for name in ROUTERS:
         depends = SERVICES[name]["depends_on"]
         assert {k: v["condition"] for k, v in depends.items()} == {
-            "simulator": "service_healthy", "router-redis": "service_healthy",
+            "simulator": "service_healthy",
+            "router-redis": "service_healthy",
         }
         assert SERVICES[name]["read_only"] is True
-        assert (DEPLOY / SERVICES[name]["build"]["context"] / SERVICES[name]["build"]["dockerfile"]).is_file()
+        assert (
+            DEPLOY / SERVICES[name]["build"]["context"] / SERVICES[name]["build"]["dockerfile"]
+        ).is_file()
     host_ports = [p.split(":")[0] for s in SERVICES.values() for p in s.get("ports", [])]
     assert len(host_ports) == len(set(host_ports)), host_ports
 
@@ -76,7 +78,8 @@ def test_router_config_loads_and_uses_the_compose_services() -> None:
         url = urlparse(deployment.api_base or "")
         assert (url.hostname, str(url.port)) == ("simulator", simulator_port), name
     redis_url = urlparse(raw["redis"]["url"])
-    assert redis_url.hostname in SERVICES and redis_url.port == 6379
+    assert redis_url.hostname in SERVICES
+    assert redis_url.port == 6379
     for name in ROUTERS:
         assert SERVICES[name]["ports"][0].endswith(f":{config.server.port}")
         grace = int(SERVICES[name]["stop_grace_period"].rstrip("s"))
@@ -95,7 +98,10 @@ def test_prometheus_config_is_valid_where_the_mounts_put_it(tmp_path: Path) -> N
         shutil.copy(DEPLOY / source, etc / Path(target).name)
     result = subprocess.run(
         [promtool, "check", "config", str(etc / "prometheus.yml")],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     scrape = yaml.safe_load((etc / "prometheus.yml").read_text())["scrape_configs"]

@@ -87,7 +87,8 @@ def test_configmap_symlink_swap_is_reloaded(keyed_simulator: Simulator, tmp_path
     volume.write(projected_files(config(sim, port, volume.root), keys))
     first_dir = (volume.root / "..data").readlink()
     router_yaml = volume.root / "router.yaml"
-    assert router_yaml.is_symlink() and router_yaml.readlink() == Path("..data/router.yaml")
+    assert router_yaml.is_symlink()
+    assert router_yaml.readlink() == Path("..data/router.yaml")
     argv = [PYTHON, "-m", "routeguard.cli", "serve", "--config", str(router_yaml)]
     with serve_process(argv, port):
         assert chat(port, GROUP)

@@ -66,7 +66,8 @@ def final(name: str) -> list[Instruction]:
 
 def exec_form(args: str) -> list[str]:
     parsed = json.loads(args)
-    assert isinstance(parsed, list) and all(isinstance(a, str) for a in parsed), args
+    assert isinstance(parsed, list), args
+    assert all(isinstance(a, str) for a in parsed), args
     return parsed
 
 
@@ -87,14 +88,20 @@ def test_runs_as_a_fixed_non_root_user() -> None:
     users = final("USER")
     assert users, "no USER: the container would run as root"
     user = users[-1].args.split(":")[0]
-    assert user.isdigit() and int(user) >= 10000, "numeric, so runAsNonRoot can verify it"
+    assert user.isdigit(), "numeric, so runAsNonRoot can verify it"
+    assert int(user) >= 10000
     deployment_user = 10001
     assert int(user) == deployment_user
 
 
 def test_entrypoint_healthcheck_and_stop_signal() -> None:
     (entry,) = final("ENTRYPOINT")
-    assert exec_form(entry.args) == ["routeguard", "serve", "--config", "/etc/routeguard/router.yaml"]
+    assert exec_form(entry.args) == [
+        "routeguard",
+        "serve",
+        "--config",
+        "/etc/routeguard/router.yaml",
+    ]
     assert not final("CMD"), "the config path is part of the entrypoint"
     (stop,) = final("STOPSIGNAL")
     assert stop.args == "SIGTERM"
@@ -124,10 +131,10 @@ def test_oci_labels() -> None:
 def dockerignore_rules() -> list[tuple[bool, str]]:
     rules = []
     for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            negate = line.startswith("!")
-            rules.append((negate, line.lstrip("!").strip("/")))
+        rule = line.strip()
+        if rule and not rule.startswith("#"):
+            negate = rule.startswith("!")
+            rules.append((negate, rule.lstrip("!").strip("/")))
     return rules
 
 
@@ -159,17 +166,30 @@ def context_files(root: Path) -> list[str]:
 
 def test_dockerignore_keeps_tests_caches_and_secrets_out(tmp_path: Path) -> None:
     tree = [
-        "pyproject.toml", "README.md", "src/routeguard/__init__.py",
-        "src/routeguard/examples/router.yaml", "src/routeguard/__pycache__/x.cpython-312.pyc",
-        "tests/conftest.py", ".venv/bin/python", ".git/config", "bench/results/run.json",
-        ".env", "deploy/compose/router.yaml", "server.key", "DECISIONS.log",
-        "src/routeguard.egg-info/PKG-INFO", ".mypy_cache/x", "docs/deploy.md",
+        "pyproject.toml",
+        "README.md",
+        "src/routeguard/__init__.py",
+        "src/routeguard/examples/router.yaml",
+        "src/routeguard/__pycache__/x.cpython-312.pyc",
+        "tests/conftest.py",
+        ".venv/bin/python",
+        ".git/config",
+        "bench/results/run.json",
+        ".env",
+        "deploy/compose/router.yaml",
+        "server.key",
+        "DECISIONS.log",
+        "src/routeguard.egg-info/PKG-INFO",
+        ".mypy_cache/x",
+        "docs/deploy.md",
     ]
     for relative in tree:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("x")
     assert context_files(tmp_path) == [
-        "README.md", "pyproject.toml", "src/routeguard/__init__.py",
+        "README.md",
+        "pyproject.toml",
+        "src/routeguard/__init__.py",
         "src/routeguard/examples/router.yaml",
     ]
 
@@ -179,8 +199,13 @@ def test_dockerignore_keeps_tests_caches_and_secrets_out(tmp_path: Path) -> None
 
 def run_step(command: str, cwd: Path, env: dict[str, str]) -> None:
     result = subprocess.run(
-        ["bash", "-ec", command], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=900, check=False,
+        ["bash", "-ec", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
 
@@ -222,12 +247,19 @@ def test_image_steps_install_and_serve(tmp_path: Path, loop_thread) -> None:  # 
         )
         image_env = {"PATH": f"{prefix / 'bin'}:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
         (entry,) = final("ENTRYPOINT")
-        argv = [a.replace("/etc/routeguard/router.yaml", str(config)) for a in exec_form(entry.args)]
+        argv = [
+            a.replace("/etc/routeguard/router.yaml", str(config)) for a in exec_form(entry.args)
+        ]
         assert shutil.which(argv[0], path=image_env["PATH"]) == str(prefix / "bin" / "routeguard")
         with serve_process(argv, port, env=image_env):
             (health,) = final("HEALTHCHECK")
-            check = [a.replace(":8080/", f":{port}/") for a in exec_form(health.args.split(" CMD ", 1)[1])]
-            result = subprocess.run(check, env={**os.environ, **image_env}, capture_output=True, timeout=30, check=False)
+            check = [
+                a.replace(":8080/", f":{port}/")
+                for a in exec_form(health.args.split(" CMD ", 1)[1])
+            ]
+            result = subprocess.run(
+                check, env={**os.environ, **image_env}, capture_output=True, timeout=30, check=False
+            )
             assert result.returncode == 0, result.stderr
             assert shutil.which(check[0], path=image_env["PATH"]) == str(prefix / "bin" / "python")
     finally:
@@ -236,4 +268,6 @@ def test_image_steps_install_and_serve(tmp_path: Path, loop_thread) -> None:  # 
     site = next(prefix.glob("lib/python*/site-packages"))
     assert (site / "routeguard" / "examples" / "router.yaml").exists()
     assert not (site / "tests").exists()
-    print(f"image steps: {len(list(wheels.glob('*.whl')))} wheels; {shlex.join(argv[:2])} served /health")
+    print(
+        f"image steps: {len(list(wheels.glob('*.whl')))} wheels; {shlex.join(argv[:2])} served /health"
+    )

@@ -58,14 +58,18 @@ def expressions() -> list[tuple[str, str]]:
 def test_dashboard_is_generated_and_current() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gen-grafana-dashboard"), "--check"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
 
 
 def test_json_model() -> None:
     model = dashboard()
-    assert model["uid"] == "routeguard" and model["title"]
+    assert model["uid"] == "routeguard"
+    assert model["title"]
     variables = {v["name"]: v for v in model["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
@@ -79,13 +83,19 @@ def test_json_model() -> None:
         assert panel["fieldConfig"]["defaults"]["unit"], f"{where}: no unit"
         assert panel["description"], where
         refs = [t["refId"] for t in panel["targets"]]
-        assert refs and len(refs) == len(set(refs)), where
+        assert refs, where
+        assert len(refs) == len(set(refs)), where
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"], where
             assert target["legendFormat"], where
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, where
-        cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert grid["x"] >= 0, where
+        assert grid["x"] + grid["w"] <= 24, where
+        cells = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
         assert not cells & occupied, f"{where} overlaps another panel"
         occupied |= cells
 
@@ -93,10 +103,18 @@ def test_json_model() -> None:
 def test_dashboard_covers_the_triage_questions() -> None:
     exprs = " ".join(expr for _, expr in expressions())
     for metric in (
-        "router_errors_total", "router_client_requests_total", "router_latency_seconds_bucket",
-        "router_circuit_breaker_state", "router_retries_total", "router_fallbacks_total",
-        "router_in_flight", "router_tokens_total", "router_cost_usd_total", "ALERTS",
-        "routeguard:client_error_ratio:rate5m", "provider:upstream_error_ratio:rate5m",
+        "router_errors_total",
+        "router_client_requests_total",
+        "router_latency_seconds_bucket",
+        "router_circuit_breaker_state",
+        "router_retries_total",
+        "router_fallbacks_total",
+        "router_in_flight",
+        "router_tokens_total",
+        "router_cost_usd_total",
+        "ALERTS",
+        "routeguard:client_error_ratio:rate5m",
+        "provider:upstream_error_ratio:rate5m",
     ):
         assert metric in exprs, metric
     thresholds = [
@@ -119,8 +137,10 @@ def test_provisioning_matches_compose() -> None:
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
     sources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yaml").read_text())
     (source,) = sources["datasources"]
-    assert source["type"] == "prometheus" and source["isDefault"] is True
-    assert source["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
+    assert source["type"] == "prometheus"
+    assert source["isDefault"] is True
+    assert source["url"] == "http://prometheus:9090"
+    assert "prometheus" in compose["services"]
 
 
 # -- against a real Prometheus ----------------------------------------------------------------
@@ -160,9 +180,14 @@ class Prometheus:
         )
         self.log = (tmp_path / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
         deadline = time.monotonic() + 60
@@ -201,7 +226,9 @@ def load(base_url: str) -> Iterator[list[int]]:
             while not stop.is_set():
                 try:
                     if stream:
-                        with client.chat.completions.create(model=model, messages=MESSAGES, stream=True) as chunks:  # type: ignore[arg-type]
+                        with client.chat.completions.create(
+                            model=model, messages=MESSAGES, stream=True
+                        ) as chunks:  # type: ignore[arg-type]
                             for _ in chunks:
                                 pass
                     else:
@@ -258,7 +285,9 @@ def test_every_panel_query_returns_data(
         assert counts[0] > 0, counts
         print(f"{len(answered)} dashboard queries answered within {took:.1f}s; traffic {counts}")
         # The data is the data the load produced, not just any sample.
-        reasons = prometheus.query(expand('sum by (provider, reason) (rate(router_errors_total[$__rate_interval]))'))
+        reasons = prometheus.query(
+            expand("sum by (provider, reason) (rate(router_errors_total[$__rate_interval]))")
+        )
         assert {"openai"} <= {r["metric"]["provider"] for r in reasons}
         states = prometheus.query("max by (deployment) (router_circuit_breaker_state)")
         assert {r["metric"]["deployment"]: r["value"][1] for r in states}["flaky-mini"] == "2"
@@ -269,15 +298,42 @@ def test_every_panel_query_returns_data(
 @pytest.mark.parametrize("expr", [e for _, e in expressions()])
 def test_expressions_only_use_metrics_routeguard_exports(expr: str) -> None:
     known = {
-        "router_requests_total", "router_errors_total", "router_client_requests_total",
-        "router_latency_seconds_bucket", "router_circuit_breaker_state",
-        "router_circuit_breaker_transitions_total", "router_in_flight", "router_queue_depth",
-        "router_retries_total", "router_fallbacks_total", "router_tokens_total",
-        "router_cost_usd_total", "router_effective_weight", "router_config_reloads_total",
-        "router_info", "up", "ALERTS",
+        "router_requests_total",
+        "router_errors_total",
+        "router_client_requests_total",
+        "router_latency_seconds_bucket",
+        "router_circuit_breaker_state",
+        "router_circuit_breaker_transitions_total",
+        "router_in_flight",
+        "router_queue_depth",
+        "router_retries_total",
+        "router_fallbacks_total",
+        "router_tokens_total",
+        "router_cost_usd_total",
+        "router_effective_weight",
+        "router_config_reloads_total",
+        "router_info",
+        "up",
+        "ALERTS",
     }
     recorded = set(re.findall(r"record: (\S+)", ALERTS.read_text(encoding="utf-8")))
     names = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[|\))", expr))
-    functions = {"sum", "rate", "increase", "max", "count", "histogram_quantile", "group", "by", "on", "group_left"}
-    metric_names = {n for n in names if n not in functions and (n.startswith(("router_", "routeguard:", "provider:")) or n in {"up", "ALERTS"})}
+    functions = {
+        "sum",
+        "rate",
+        "increase",
+        "max",
+        "count",
+        "histogram_quantile",
+        "group",
+        "by",
+        "on",
+        "group_left",
+    }
+    metric_names = {
+        n
+        for n in names
+        if n not in functions
+        and (n.startswith(("router_", "routeguard:", "provider:")) or n in {"up", "ALERTS"})
+    }
     assert metric_names <= known | recorded, metric_names - known - recorded

@@ -83,18 +83,26 @@ def disagreements(manifests: list[dict[str, Any]], config: Config) -> list[str]:
 
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     if ports.get("http") != config.server.port:
-        problems.append(f"containerPort http {ports.get('http')} != server.port {config.server.port}")
+        problems.append(
+            f"containerPort http {ports.get('http')} != server.port {config.server.port}"
+        )
     if config.server.host not in ("0.0.0.0", "::"):
         problems.append(f"server.host {config.server.host} is not reachable from the pod IP")
     for port in service["spec"]["ports"]:
         if port["targetPort"] not in ("http", config.server.port):
             problems.append(f"Service targetPort {port['targetPort']} is not the router's port")
 
-    expected = {"readinessProbe": "/health/ready", "livenessProbe": "/health", "startupProbe": "/health"}
+    expected = {
+        "readinessProbe": "/health/ready",
+        "livenessProbe": "/health",
+        "startupProbe": "/health",
+    }
     for probe, path in expected.items():
         get = container.get(probe, {}).get("httpGet", {})
         if get.get("path") != path or ports.get(get.get("port")) != config.server.port:
-            problems.append(f"{probe} asks {get.get('path')}:{get.get('port')}, expected {path}:http")
+            problems.append(
+                f"{probe} asks {get.get('path')}:{get.get('port')}, expected {path}:http"
+            )
 
     grace = pod["terminationGracePeriodSeconds"]
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -174,7 +182,9 @@ def test_redis_section_points_at_the_redis_service() -> None:
     assert section["url"] == f"redis://{service['metadata']['name']}:{port}/0"
     # Every router's pool fits in Redis' client limit with room for operators.
     conf = obj("ConfigMap", "router-redis-config")["data"]["redis.conf"]
-    maxclients = int(next(line.split()[1] for line in conf.splitlines() if line.startswith("maxclients")))
+    maxclients = int(
+        next(line.split()[1] for line in conf.splitlines() if line.startswith("maxclients"))
+    )
     max_replicas = obj("HorizontalPodAutoscaler", "litellm-router")["spec"]["maxReplicas"]
     assert max_replicas * section["max_connections"] < maxclients
 

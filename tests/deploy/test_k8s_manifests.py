@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ from typing import Any
 import kubernetes_validate
 import kustomize
 import pytest
+import redis
 import yaml
-from support import K8S, REPO, obj, rendered
+from support import K8S, REPO, free_port, obj, rendered
 
 VERSIONS = ["1.31.0", kubernetes_validate.latest_version()]
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no bundled schema: checked field by field
@@ -81,19 +83,33 @@ def test_runbook_commands_find_their_objects() -> None:
     # The vLLM engine is the user's own workload, not part of RouteGuard's manifests.
     wanted = {(kind, name) for kind, name in wanted if not name.startswith("vllm")}
     # provider-api-keys holds real keys: the user creates it (docs/deploy.md); the pods mount it.
-    secrets = {source["secret"]["name"] for source in _config_volume()["projected"]["sources"] if "secret" in source}
-    assert ("Secret", "provider-api-keys") in wanted and "provider-api-keys" in secrets
+    secrets = {
+        source["secret"]["name"]
+        for source in _config_volume()["projected"]["sources"]
+        if "secret" in source
+    }
+    assert ("Secret", "provider-api-keys") in wanted
+    assert "provider-api-keys" in secrets
     wanted.discard(("Secret", "provider-api-keys"))
-    assert wanted and wanted <= names, sorted(wanted - names)
+    assert wanted
+    assert wanted <= names, sorted(wanted - names)
 
     for label, ns in re.findall(r"-l app=([\w-]+) -n (\w+)", text):
+        assert ns == NAMESPACE
         if not label.startswith("vllm"):
-            assert obj("Deployment", label)["spec"]["template"]["metadata"]["labels"]["app"] == label
+            assert (
+                obj("Deployment", label)["spec"]["template"]["metadata"]["labels"]["app"] == label
+            )
     for port in re.findall(r"http://litellm-router:(\d+)/", text):
         assert int(port) in {p["port"] for p in obj("Service", "litellm-router")["spec"]["ports"]}
     assert "litellm_router.yaml" in obj("ConfigMap", "litellm-config")["data"]
     for key in re.findall(r'"data":\{"(\w+)"', text):  # kubectl patch secret ... OPENAI_API_KEY
-        assert key in {i["key"] for s in _config_volume()["projected"]["sources"] if "secret" in s for i in s["secret"]["items"]}
+        assert key in {
+            i["key"]
+            for s in _config_volume()["projected"]["sources"]
+            if "secret" in s
+            for i in s["secret"]["items"]
+        }
 
 
 def _config_volume() -> dict[str, Any]:
@@ -107,7 +123,9 @@ def _pod(kind: str, name: str) -> dict[str, Any]:
     return pod
 
 
-@pytest.mark.parametrize(("kind", "name"), [("Deployment", "litellm-router"), ("StatefulSet", "router-redis")])
+@pytest.mark.parametrize(
+    ("kind", "name"), [("Deployment", "litellm-router"), ("StatefulSet", "router-redis")]
+)
 def test_pods_are_locked_down(kind: str, name: str) -> None:
     pod = _pod(kind, name)
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -140,10 +158,16 @@ def test_router_fleet_shape() -> None:
     # Everything that selects the router pods selects them by that label.
     assert obj("Service", "litellm-router")["spec"]["selector"] == selector
     assert obj("PodDisruptionBudget", "litellm-router")["spec"]["minAvailable"] == 1
-    assert obj("PodDisruptionBudget", "litellm-router")["spec"]["selector"]["matchLabels"] == selector
+    assert (
+        obj("PodDisruptionBudget", "litellm-router")["spec"]["selector"]["matchLabels"] == selector
+    )
     assert obj("NetworkPolicy", "litellm-router")["spec"]["podSelector"]["matchLabels"] == selector
     hpa = obj("HorizontalPodAutoscaler", "litellm-router")["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "litellm-router"}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "litellm-router",
+    }
     assert hpa["minReplicas"] >= 2
     assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
 
@@ -157,11 +181,19 @@ def test_network_policy_admits_only_ingress_monitoring_and_operators() -> None:
         for peer in rule["from"]:
             assert "ipBlock" not in peer, "no address-based admission"
             sources.append(peer)
-    namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in sources if "namespaceSelector" in p}
+    namespaces = {
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for p in sources
+        if "namespaceSelector" in p
+    }
     assert namespaces == {"ingress-nginx", "monitoring"}
-    assert {"routeguard.io/operator": "true"} in [p["podSelector"]["matchLabels"] for p in sources if "podSelector" in p]
+    assert {"routeguard.io/operator": "true"} in [
+        p["podSelector"]["matchLabels"] for p in sources if "podSelector" in p
+    ]
     redis = obj("NetworkPolicy", "router-redis")["spec"]
-    peers = [peer["podSelector"]["matchLabels"] for rule in redis["ingress"] for peer in rule["from"]]
+    peers = [
+        peer["podSelector"]["matchLabels"] for rule in redis["ingress"] for peer in rule["from"]
+    ]
     assert {"app": "litellm-router"} in peers
 
 
@@ -171,27 +203,28 @@ def test_redis_statefulset() -> None:
     claim = redis["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"]
     conf = obj("ConfigMap", "router-redis-config")["data"]["redis.conf"]
-    settings = dict(line.split(None, 1) for line in conf.splitlines() if line and not line.startswith("#"))
-    assert int(settings["maxclients"]) > 0 and int(settings["timeout"]) > 0
+    settings = dict(
+        line.split(None, 1) for line in conf.splitlines() if line and not line.startswith("#")
+    )
+    assert int(settings["maxclients"]) > 0
+    assert int(settings["timeout"]) > 0
     assert obj("Service", "router-redis")["spec"]["clusterIP"] == "None"
 
 
 def test_redis_conf_is_accepted_by_redis_server(tmp_path: Path) -> None:
-    """redis-server itself parses the shipped redis.conf (`--test-memory` is not it: we start
-    it on a free port and ask CONFIG GET for the limits the runbook cares about)."""
+    """redis-server itself accepts the shipped redis.conf: started with it on a free port, it
+    reports the limits the runbook cares about through CONFIG GET."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server not found: install the Debian package redis-server"
-    from support import free_port
-
     port = free_port()
     conf = obj("ConfigMap", "router-redis-config")["data"]["redis.conf"]
     conf = conf.replace("dir /data", f"dir {tmp_path}").replace("bind 0.0.0.0", "bind 127.0.0.1")
     conf = conf.replace("port 6379", f"port {port}")
     (tmp_path / "redis.conf").write_text(conf)
-    process = subprocess.Popen([binary, str(tmp_path / "redis.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [binary, str(tmp_path / "redis.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
-        import redis
-
         client = redis.Redis(port=port, socket_connect_timeout=1)
         for _ in range(100):
             try:
@@ -199,8 +232,6 @@ def test_redis_conf_is_accepted_by_redis_server(tmp_path: Path) -> None:
                 break
             except redis.ConnectionError:
                 assert process.poll() is None, process.communicate()[0].decode()
-                import time
-
                 time.sleep(0.1)
         assert client.config_get("maxclients")["maxclients"] == "1024"
         assert client.config_get("timeout")["timeout"] == "300"
@@ -212,12 +243,17 @@ def test_redis_conf_is_accepted_by_redis_server(tmp_path: Path) -> None:
 
 def test_prometheus_rule_is_alerts_yml() -> None:
     rule = obj("PrometheusRule", "routeguard")
-    source = yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    source = yaml.safe_load(
+        (REPO / "deploy" / "prometheus" / "alerts.yml").read_text(encoding="utf-8")
+    )
     assert rule["spec"] == {"groups": source["groups"]}
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gen-prometheusrule"), "--check"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
 
@@ -230,7 +266,8 @@ def test_service_monitor_scrapes_as_the_runbook_job() -> None:
     assert service["metadata"]["labels"][monitor["jobLabel"]] == "litellm-router"
     ports = {p["name"] for p in service["spec"]["ports"]}
     for endpoint in monitor["endpoints"]:
-        assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+        assert endpoint["port"] in ports
+        assert endpoint["path"] == "/metrics"
 
 
 # -- checkov ----------------------------------------------------------------------------------
@@ -256,12 +293,27 @@ def test_checkov_finds_no_failed_check(checkov: str, tmp_path: Path) -> None:
     manifests = tmp_path / "rendered.yaml"
     manifests.write_text(yaml.safe_dump_all(list(rendered()), sort_keys=False))
     result = subprocess.run(
-        [checkov, "-f", str(manifests), "--framework", "kubernetes", "--skip-download",
-         "--quiet", "--compact", "-o", "json"],
-        capture_output=True, text=True, check=False, timeout=600,
+        [
+            checkov,
+            "-f",
+            str(manifests),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     report = json.loads(result.stdout)
-    failed = [(c["check_id"], c["resource"], c["check_name"]) for c in report["results"]["failed_checks"]]
+    failed = [
+        (c["check_id"], c["resource"], c["check_name"]) for c in report["results"]["failed_checks"]
+    ]
     assert failed == [], failed
     assert report["summary"]["passed"] > 100
     # Every exception is an annotation with a reason, on the object it exempts.
@@ -269,7 +321,8 @@ def test_checkov_finds_no_failed_check(checkov: str, tmp_path: Path) -> None:
         for key, value in manifest["metadata"].get("annotations", {}).items():
             if key.startswith("checkov.io/skip"):
                 check, _, reason = value.partition("=")
-                assert re.fullmatch(r"CKV_K8S_\d+", check) and len(reason) > 20, value
+                assert re.fullmatch(r"CKV_K8S_\d+", check), value
+                assert len(reason) > 20, value
 
 
 def test_kustomization_root_installs_the_example_overlay() -> None:
