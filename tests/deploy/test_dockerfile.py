@@ -262,6 +262,11 @@ def test_image_steps_install_and_serve(tmp_path: Path, loop_thread) -> None:  # 
             )
             assert result.returncode == 0, result.stderr
             assert shutil.which(check[0], path=image_env["PATH"]) == str(prefix / "bin" / "python")
+        # Stopped (SIGTERM, drained), the same check reports unhealthy.
+        after = subprocess.run(
+            check, env={**os.environ, **image_env}, capture_output=True, timeout=30, check=False
+        )
+        assert after.returncode != 0
     finally:
         loop_thread.run(sim.stop())
     # The installed tree holds the package, not the tests.
