@@ -74,6 +74,10 @@ def _audit_action(entry: Mapping[str, str]) -> str:
     )
 
 
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "/")
+
+
 def build_report(
     incident: Incident,
     *,
@@ -94,7 +98,7 @@ def build_report(
         if entry.get("ACTION") != "resolve_outage"
     ]
     actions += [(iso(t) or "", text) for t, text in events if incident.opened_at <= t <= end]
-    actions.sort()
+    actions.sort(key=lambda action: action[0])  # stable: same-second events keep their order
     mttr = incident.mttr_minutes()
     lines = [
         f"# Router Incident Report - {_hm(written)}",
@@ -124,7 +128,7 @@ def build_report(
         "| time (UTC) | event |",
         "|---|---|",
     ]
-    lines += [f"| {iso(ts)} | {text.replace('|', '/')} |" for ts, text in incident.timeline]
+    lines += [f"| {iso(ts)} | {_cell(text)} |" for ts, text in incident.timeline]
     lines += [
         "",
         "## Error rate",

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from routeguard.errors import InvalidRequestError
 from routeguard.net.server import Request, Response
+from routeguard.observability.logs import redact
 from routeguard.ops.diagnosis import build_diagnosis
 from routeguard.ops.status import build_status
 from routeguard.server.admin_api import AdminGuard, Route, json_body, json_response
@@ -35,7 +36,8 @@ def _text(body: dict[str, Any], key: str, *, required: bool) -> str:
         raise InvalidRequestError(f"{key}: required and must not be empty.", param=key)
     if len(value) > _MAX_TEXT:
         raise InvalidRequestError(f"{key}: at most {_MAX_TEXT} characters.", param=key)
-    return value
+    # Incident text ends up in reports and the decisions log, read by many for years.
+    return redact(value)
 
 
 class StatusRoutes:
