@@ -249,6 +249,20 @@ class ClassEvaluator:
         if cls is not self.cls:
             self.cls, self.since = cls, now
         firing.sort(key=lambda c: -c.cls)
-        reasons = [f"{c.evidence} for {_dur(c.for_s)}" for c in firing]
+        reasons = [f"{c.evidence} for {_dur(c.for_s)}" for c in _highest_per_signal(firing)]
         self.last = Verdict(cls, self.since, reasons, pending)
         return self.last
+
+
+def _highest_per_signal(firing: list[Condition]) -> list[Condition]:
+    """One line per signal: "above 50 %" makes "above 5 %" and "above 1 %" of it redundant."""
+    seen: set[str] = set()
+    out = []
+    for cond in firing:  # highest class first
+        family, _, band = cond.key.rpartition(":")
+        if band in ("P0", "P1", "P2"):
+            if family in seen:
+                continue
+            seen.add(family)
+        out.append(cond)
+    return out

@@ -53,6 +53,7 @@ def build_diagnosis(app: RouteGuardApp, monitor: HealthMonitor) -> dict[str, Any
         "class": status["class"],
         "reasons": status["reasons"],
         "pending": status["pending"],
+        "class_since": status["class_since"],
         "generated_at": status["generated_at"],
         "replica": status["replica"],
         "window": "15m",
@@ -147,7 +148,7 @@ def _key_rotation(doc: dict[str, Any]) -> list[Cause]:
     for provider, reasons in _by_provider(doc).items():
         auth = reasons.get("auth", 0)
         outage = sum(n for r, n in reasons.items() if r not in CLIENT_CAUSED_REASONS)
-        if auth >= 3 and auth >= 0.5 * outage:
+        if auth and auth >= 0.5 * outage:  # one 401 already means the key is refused
             out.append(
                 {
                     "scenario": "Scenario 2: provider API key rotation",
