@@ -49,6 +49,8 @@ class IncidentsConfig(BaseModel):
     # "Circuit breaker cascade": this many breakers not closed at once.
     cascade_breakers: Annotated[int, Field(ge=2)] = 2
     cascade_for_s: Duration = 300.0
+    # ...or breakers of this many distinct deployments changed state in the last 15 minutes.
+    churn_breakers: Annotated[int, Field(ge=2)] = 3
     # "Elevated latency": client p95 above this.
     latency_p95_ms: Annotated[float, Field(gt=0)] = 10_000.0
     latency_for_s: Duration = 900.0

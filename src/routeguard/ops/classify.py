@@ -14,7 +14,8 @@ same runbook section), with numbers from the ``incidents:`` config section:
 P0    upstream or client (5xx) error rate above 50 % for 5m; every provider with traffic
       failing above 50 % for 2m; no breaker closed for 1m
 P1    upstream or client error rate above 5 % for 10m; a provider failing above 25 % for a
-      model group whose clients see more than 5 % 5xx, for 10m; 2+ breakers not closed, 5m
+      model group whose clients see more than 5 % 5xx, for 10m; 2+ breakers not closed, 5m;
+      breakers of 3+ deployments changed state in the last 15m
 P2    upstream error rate above 1 % for 15m; a model group's client p95 above 10 s for 15m
 ====  =====================================================================================
 
@@ -76,6 +77,8 @@ class Topology:
     deployments: Mapping[str, tuple[str, bool]]
     # model group -> its deployments
     groups: Mapping[str, list[str]]
+    # distinct deployments whose breaker changed state in the last 15 minutes
+    churned: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,15 @@ def _breaker_conditions(topology: Topology, cfg: IncidentsConfig) -> Iterable[Co
             ALL_BREAKERS_OPEN_FOR_S,
             f"no circuit breaker is closed ({len(tripped)} open or half-open)",
         )
-    elif len(tripped) >= cfg.cascade_breakers:
+    # No "unless the P0 fires" as in alerts.yml: the class is the highest firing condition.
+    if topology.churned >= cfg.churn_breakers:
+        yield Condition(
+            "breaker_churn",
+            IncidentClass.P1,
+            0.0,  # the 15-minute look-back is the duration, as in alerts.yml
+            f"circuit breakers of {topology.churned} deployments changed state in 15m",
+        )
+    if len(tripped) >= cfg.cascade_breakers:
         yield Condition(
             "breaker_cascade",
             IncidentClass.P1,

@@ -79,6 +79,12 @@ class HealthMonitor:
                 for name, rt in runtimes.items()
             },
             groups={group: list(members) for group, members in self.app.config.weights.items()},
+            churned=len(
+                {
+                    e.deployment
+                    for e in self.app.reporter.breaker_history.since(self.app.clock() - 900)
+                }
+            ),
         )
 
     def evaluate(self) -> Verdict:
