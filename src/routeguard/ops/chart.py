@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw, ImageFont
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["error_rate_chart"]
 
@@ -33,6 +35,9 @@ def error_rate_chart(samples: Sequence[Sample], thresholds: dict[str, float], ti
     ``samples`` are ``(unix time, upstream rate, client 5xx rate, class value)``, oldest first;
     ``thresholds`` maps a label ("P0") to the error rate drawn as a dashed line.
     """
+    # Imported here: a router that never writes a report never loads an image library.
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+
     image = Image.new("RGB", (_W, _H), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=13)
