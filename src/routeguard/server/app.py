@@ -200,6 +200,8 @@ class RouteGuardApp:
             version = self.apply_config(config)
         except ConfigError as exc:
             self.metrics.config_reload(False)
+            # This file has had its answer: the watcher must not reject (and count) it again.
+            self._file_state = self._watched_state()
             log.error("config reload rejected: %s", exc.message, extra={"source": source})
             raise
         except Exception as exc:
