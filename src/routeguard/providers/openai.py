@@ -25,6 +25,10 @@ _DONE = b"data: [DONE]"
 class OpenAIProvider(Provider):
     """``provider: openai`` and ``provider: vllm``."""
 
+    # _headers() once per adapter, on first use (a subclass may need its own __init__ first):
+    # the endpoint is frozen, and the pool only reads the list.
+    _header_list: list[tuple[str, str]] | None = None
+
     def _headers(self) -> list[tuple[str, str]]:
         headers = [("content-type", "application/json"), ("accept-encoding", "identity")]
         if self.endpoint.api_key:
@@ -46,12 +50,15 @@ class OpenAIProvider(Provider):
         self, path: str, payload: dict[str, Any], *, stream: bool = False
     ) -> UpstreamResponse:
         endpoint = self.endpoint
+        headers = self._header_list
+        if headers is None:
+            headers = self._header_list = self._headers()
         try:
             response = await self.pool.request(
                 endpoint.origin,
                 "POST",
                 self.path(path),
-                self._headers(),
+                headers,
                 self._body(payload),
                 endpoint.stream_timeouts if stream else endpoint.timeouts,
             )
