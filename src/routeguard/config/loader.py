@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError
@@ -75,7 +75,46 @@ def parse_config(text: str, name: str = "<config>", env: Mapping[str, str] | Non
     if problems:
         key, reason = problems[0]
         raise ConfigError(name, key, reason)
-    return config
+    return read_key_files(config, name)
+
+
+def read_key_files(config: Config, name: str) -> Config:
+    """Fill ``api_key`` from each deployment's ``api_key_file`` (relative paths: from the config
+    file's folder). The key is stripped of surrounding white space, as ``kubectl create secret
+    --from-file`` and ``echo`` leave a newline."""
+    base = _base_dir(name)
+    changed = {}
+    for dep_name, deployment in config.deployments.items():
+        if deployment.api_key_file is None:
+            continue
+        key = f"deployments.{dep_name}.api_key_file"
+        path = base / deployment.api_key_file
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(name, key, f"cannot read {path}: {reason}") from None
+        if not secret:
+            raise ConfigError(name, key, f"{path} is empty")
+        filled = deployment.model_copy(update={"api_key": SecretStr(secret)})
+        filled._from_file = True
+        changed[dep_name] = filled
+    if not changed:
+        return config
+    return config.model_copy(update={"deployments": {**config.deployments, **changed}})
+
+
+def _base_dir(name: str) -> Path:
+    """Where relative paths in a config point from: its file's folder (text: the cwd)."""
+    return Path(name).parent if name and not name.startswith("<") else Path.cwd()
+
+
+def key_file_paths(config: Config, name: str) -> list[Path]:
+    """The key files a config reads, so a watcher can reload when a Secret is rotated."""
+    base = _base_dir(name)
+    return [
+        base / d.api_key_file for d in config.deployments.values() if d.api_key_file is not None
+    ]
 
 
 def interpolate_env(node: Any, env: Mapping[str, str], name: str, key: str = "") -> Any:

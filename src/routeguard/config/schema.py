@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "AdminConfig",
@@ -77,6 +85,9 @@ class DeploymentConfig(_Frozen):
     model: str = Field(min_length=1)
     api_base: str | None = None
     api_key: SecretStr | None = None
+    # The key in a file of its own (a Kubernetes Secret mounted as files): read at load, and the
+    # config is reloaded when the file changes, so a rotated key needs no restart (scenario 2).
+    api_key_file: str | None = None
     timeout_s: Seconds | None = None
     connect_timeout_s: Seconds | None = None
     first_byte_timeout_s: Seconds | None = None
@@ -104,6 +115,15 @@ class DeploymentConfig(_Frozen):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> DeploymentConfig:
+        if self.api_key_file is not None and self.api_key is not None and not self._from_file:
+            raise ValueError("give api_key or api_key_file, not both")
+        return self
+
+    # Set by the loader when it filled api_key from api_key_file (not a config key).
+    _from_file: bool = PrivateAttr(default=False)
 
     def effective_api_base(self) -> str:
         """The provider's public endpoint when the config leaves ``api_base`` out."""

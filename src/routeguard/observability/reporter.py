@@ -13,6 +13,7 @@ import logging
 from routeguard.observability.access import AccessLog
 from routeguard.observability.logs import log_breaker_transition
 from routeguard.observability.metrics import RouterMetrics
+from routeguard.observability.windows import TrafficWindows
 from routeguard.resilience import BreakerState
 from routeguard.routing.router import AttemptRecord, Router, Trace
 from routeguard.routing.runtime import RuntimeRegistry
@@ -25,10 +26,17 @@ breaker_log = logging.getLogger("routeguard.breaker")
 class Reporter:
     """Metrics and logs for one app; pass it to the router as hooks."""
 
-    def __init__(self, metrics: RouterMetrics, runtimes: RuntimeRegistry, access: AccessLog):
+    def __init__(
+        self,
+        metrics: RouterMetrics,
+        runtimes: RuntimeRegistry,
+        access: AccessLog,
+        windows: TrafficWindows,
+    ):
         self.metrics = metrics
         self.runtimes = runtimes
         self.access = access
+        self.windows = windows
         self.known_groups: frozenset[str] = frozenset()
 
     def set_groups(self, names: set[str]) -> None:
@@ -41,8 +49,10 @@ class Reporter:
         handle = self.metrics.deployment(record.group, deployment.name, deployment.provider_name)
         handle.attempt()
         error = record.error
-        if error is not None:
-            handle.error(getattr(error, "reason", "other"))
+        reason = None if error is None else getattr(error, "reason", "other")
+        self.windows.attempt(deployment.name, deployment.provider_name, reason, record.upstream_s)
+        if reason is not None:
+            handle.error(reason)
         elif record.usage is not None:
             usage = record.usage
             cost = (
@@ -93,6 +103,7 @@ class Reporter:
         handle = self.metrics.group(known)
         handle.client(status)
         handle.latency("total", total_s)
+        self.windows.client(known, status, total_s)
         if trace.attempts:
             handle.latency("overhead", max(0.0, total_s - trace.upstream_s))
         self.access.request(

@@ -13,50 +13,26 @@ shows all three: file, overrides and effective.
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
-
-from routeguard.errors import ConfigError, InvalidRequestError, RouteGuardError
-from routeguard.net.server import Handler as Route
-from routeguard.net.server import Request, Response, StreamingResponse
+from routeguard.errors import ConfigError, InvalidRequestError
+from routeguard.net.server import Request, Response
 from routeguard.observability.metrics import BREAKER_STATE_NAMES
+from routeguard.server.admin_api import (
+    AdminError,
+    AdminGuard,
+    Route,
+    json_body,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
 
-__all__ = ["AdminRoutes"]
+__all__ = ["AdminError", "AdminRoutes"]
 
 log = logging.getLogger("routeguard.admin")
-
-AdminHandler = Callable[[Request, str], Awaitable[Response]]
-
-
-class AdminError(RouteGuardError):
-    def __init__(self, status: int, message: str, error_type: str, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.code = code
-
-
-def _json(status: int, body: object) -> Response:
-    return Response(status, orjson.dumps(body))
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if not request.body.strip():
-        return {}
-    try:
-        data = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("Request body must be a JSON object.")
-    return data
 
 
 class AdminRoutes:
@@ -64,9 +40,10 @@ class AdminRoutes:
 
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
+        self.guard = AdminGuard(lambda: app.config.admin.tokens)
 
     def table(self) -> dict[str, dict[str, Route]]:
-        guard = self._authenticated
+        guard = self.guard
         return {
             "/admin/circuit-breaker/reset": {"POST": guard(self.reset_breakers)},
             "/admin/deployments": {"GET": guard(self.deployments)},
@@ -79,40 +56,9 @@ class AdminRoutes:
             "/admin/config/reload": {"POST": guard(self.reload)},
         }
 
-    def _authenticated(self, handler: AdminHandler) -> Route:
-        async def route(request: Request) -> Response | StreamingResponse:
-            operator = self._operator(request)
-            return await handler(request, operator)
-
-        return route
-
-    def _operator(self, request: Request) -> str:
-        tokens = self.app.config.admin.tokens
-        if not tokens:
-            raise AdminError(
-                403, "The admin API is disabled: no admin.tokens configured.", "permission_error"
-            )
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        matched = None
-        candidate = presented.strip().encode()
-        for name, secret in tokens.items():
-            # Compare against every token, always, so timing says nothing about which matched.
-            if hmac.compare_digest(candidate, secret.get_secret_value().encode()):
-                matched = name
-        if scheme.lower() != "bearer" or not presented or matched is None:
-            log.warning("admin authentication failed", extra={"path": request.path})
-            raise AdminError(
-                401,
-                "Missing or invalid admin bearer token.",
-                "authentication_error",
-                "invalid_token",
-            )
-        return matched
-
     # -- breakers ----------------------------------------------------------------------------
     async def reset_breakers(self, request: Request, operator: str) -> Response:
-        body = _body(request)
+        body = json_body(request)
         target = body.get("deployment")
         runtimes = self.app.runtimes.deployments
         if target is not None:
@@ -124,7 +70,7 @@ class AdminRoutes:
         for name in names:
             runtimes[name].breaker.reset()
         self.app.audit(operator, "circuit_breaker_reset", DEPLOYMENT=target or "all")
-        return _json(200, {"reset": names})
+        return json_response(200, {"reset": names})
 
     async def deployments(self, request: Request, operator: str) -> Response:
         app = self.app
@@ -156,12 +102,12 @@ class AdminRoutes:
                     },
                 }
             )
-        return _json(200, {"deployments": out})
+        return json_response(200, {"deployments": out})
 
     # -- weights -----------------------------------------------------------------------------
     async def get_weights(self, request: Request, operator: str) -> Response:
         app = self.app
-        return _json(
+        return json_response(
             200,
             {
                 "weights": app.effective_weights(),
@@ -171,7 +117,7 @@ class AdminRoutes:
         )
 
     async def put_weights(self, request: Request, operator: str) -> Response:
-        body = _body(request)
+        body = json_body(request)
         force = body.pop("force", False) is True
         update = body.get("weights", body)
         if not isinstance(update, dict) or not update:
@@ -183,19 +129,19 @@ class AdminRoutes:
         for group, members in merged.items():
             shares = ",".join(f"{name}={weight:g}" for name, weight in members.items())
             self.app.audit(operator, "set_weights", GROUP=group, WEIGHTS=shares, FORCE=str(force))
-        return _json(200, {"weights": self.app.effective_weights()})
+        return json_response(200, {"weights": self.app.effective_weights()})
 
     async def clear_weights(self, request: Request, operator: str) -> Response:
         groups = sorted(self.app.weight_overrides)
         self.app.set_weight_overrides({}, replace=True)
         self.app.audit(operator, "clear_weight_overrides", GROUPS=",".join(groups) or "none")
-        return _json(200, {"weights": self.app.effective_weights(), "cleared": groups})
+        return json_response(200, {"weights": self.app.effective_weights(), "cleared": groups})
 
     # -- config ------------------------------------------------------------------------------
     async def get_config(self, request: Request, operator: str) -> Response:
         app = self.app
         config = app.config.model_dump(mode="json")  # SecretStr dumps as "**********"
-        return _json(
+        return json_response(
             200,
             {
                 "config_version": app.config_version,
@@ -211,7 +157,7 @@ class AdminRoutes:
             self.app.audit(operator, "config_reload", RESULT="rejected", REASON=exc.message)
             raise AdminError(400, exc.message, "invalid_request_error", "invalid_config") from None
         self.app.audit(operator, "config_reload", RESULT="applied", VERSION=version)
-        return _json(200, {"status": "reloaded", "config_version": version})
+        return json_response(200, {"status": "reloaded", "config_version": version})
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -16,13 +16,13 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from routeguard import __version__
-from routeguard.config.loader import load_config
+from routeguard.config.loader import key_file_paths, load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
 from routeguard.net.client import UpstreamPool
@@ -31,6 +31,7 @@ from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
+from routeguard.observability.windows import TrafficWindows
 from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
 from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
@@ -68,9 +69,15 @@ class RouteGuardApp:
         self.runtimes = RuntimeRegistry(clock, self._on_transition)
         self.access_log = access_log or AccessLog()
         self.access_log.enabled = config.server.access_log
-        self.reporter = Reporter(self.metrics, self.runtimes, self.access_log)
+        # What the router knows of its last 15 minutes without a Prometheus: status, incidents,
+        # rollout guard rails and the console read it.
+        self.windows = TrafficWindows(clock)
+        self.reporter = Reporter(self.metrics, self.runtimes, self.access_log, self.windows)
         self.in_flight = InFlightLimit(config.routing.max_in_flight)
         self.weight_overrides: Weights = {}
+        # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
+        # ``GET /admin/status`` here at start-up, so the status view never imports them.
+        self.status_sections: dict[str, Callable[[], object]] = {}
         self.config = config
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
@@ -81,7 +88,7 @@ class RouteGuardApp:
         self.ready = False
         self.draining = False
         self._watcher: asyncio.Task[None] | None = None
-        self._file_state = _file_state(self.config_path)
+        self._file_state = self._watched_state()
 
     # -- building ----------------------------------------------------------------------------
     def _on_transition(self, name: str, old: BreakerState, new: BreakerState, reason: str) -> None:
@@ -197,15 +204,25 @@ class RouteGuardApp:
             log.exception("config reload failed", extra={"source": source})
             raise ConfigError(str(self.config_path), "", f"cannot apply: {exc}") from exc
         self.metrics.config_reload(True)
-        self._file_state = _file_state(self.config_path)
+        self._file_state = self._watched_state()
         log.info("config reloaded", extra={"source": source, "config_version": version})
         return version
+
+    def _watched_state(self) -> tuple[object, ...] | None:
+        """The config file's identity and those of the key files it reads (rotated Secrets)."""
+        if self.config_path is None:
+            return None
+        main = _file_state(self.config_path)
+        if main is None:
+            return None
+        keys = key_file_paths(self.config, str(self.config_path))
+        return (main, *(_file_state(path) for path in keys))
 
     async def _watch(self, interval_s: float) -> None:
         """Reload when the file changes: a ConfigMap update swaps the file behind a symlink."""
         while True:
             await asyncio.sleep(interval_s)
-            state = _file_state(self.config_path)
+            state = self._watched_state()
             if state is None or state == self._file_state:
                 continue
             self._file_state = state
@@ -251,11 +268,9 @@ def _fingerprint(config: Config) -> str:
     return digest[:12]
 
 
-def _file_state(path: Path | None) -> tuple[int, int, int] | None:
-    if path is None:
-        return None
+def _file_state(path: Path) -> tuple[int, int, int] | None:
     try:
-        stat = os.stat(path)  # follows the symlink a ConfigMap mount swaps
+        stat = os.stat(path)  # follows the symlink a ConfigMap or Secret mount swaps
     except OSError:
         return None
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)

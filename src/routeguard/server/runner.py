@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
@@ -36,14 +37,20 @@ async def serve_forever(
     *,
     reuse_port: bool = False,
     log_format: LogFormat = "json",
+    on_ready: Callable[[RouteGuardApp], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain. SIGHUP reloads the config file."""
+    """Serve until SIGTERM/SIGINT, then drain. SIGHUP reloads the config file.
+
+    ``on_ready`` runs once the socket is bound (the embedded default prints how to call it).
+    """
     config = load_config(config_path)
     access = AccessLog(log_format, sys.stderr)
     app = RouteGuardApp(config, config_path=config_path, access_log=access)
     bound = await app.start(host, port, reuse_port=reuse_port)
     _settle_gc()
     log.info("listening", extra={"host": host or config.server.host, "port": bound})
+    if on_ready is not None:
+        on_ready(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
