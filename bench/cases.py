@@ -279,12 +279,13 @@ def measure_memory(
                 f"{(at_open[0] - before) * 1.024 / max(1, result.opened):.1f} KB each "
                 f"({result.opened} opened, {result.completed} completed, {result.errors} errors"
                 f"{'; ' + result.first_error if result.first_error else ''})")
-    # Growth = (RSS after the repeated wave ended - RSS before it) per stream.
+    # Growth = (RSS after the repeated wave ended - RSS before it) per stream. A leak keeps a
+    # stream's whole cost (10+ KB) per wave; allocator noise measured 0-2.5 KB either way.
     repeated = {d["gateway"]: d for d in section.data if d["what"] == "open stream (again)"}
     if GATEWAY in repeated:
         section.verdicts.append(_verdict(
-            "no growth after streams end (KB per stream kept by a repeated wave) <= 1",
-            f"{repeated[GATEWAY]['count']} again", 1.0,
+            "no growth after streams end (KB per stream kept by a repeated wave) <= 4",
+            f"{repeated[GATEWAY]['count']} again", 4.0,
             math.nan if repeated[GATEWAY]["retained_kb_each"] is None
             else repeated[GATEWAY]["retained_kb_each"],
             {g: d["retained_kb_each"] for g, d in repeated.items() if g != GATEWAY}))
