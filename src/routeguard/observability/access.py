@@ -50,6 +50,7 @@ class AccessLog:
         *,
         request_id: str,
         model_group: str,
+        api: str = "chat",
         deployment: str | None,
         attempts: int,
         status: int,
@@ -59,28 +60,9 @@ class AccessLog:
     ) -> None:
         if not self.enabled:
             return
-        if self.stream is None:
-            fields: dict[str, object] = {
-                "request_id": request_id,
-                "model_group": model_group,
-                "deployment": deployment,
-                "attempts": attempts,
-                "status": status,
-                "latency_ms": round(latency_ms, 3),
-                "upstream_ms": round(upstream_ms, 3),
-            }
-            if ttft_ms is not None:
-                fields["ttft_ms"] = round(ttft_ms, 3)
-            self._logger.info("request", extra=fields)  # the handler's filter redacts
-            return
-        # One dict in the line's order (this runs per request). The client chose the request
-        # id: never trust it to hold no key.
-        fields = {
-            "ts": self._timestamp(),
-            "level": "INFO",
-            "logger": _LOGGER,
-            "event": "request",
-            "request_id": redact(request_id),
+        fields: dict[str, object] = {
+            "request_id": request_id,
+            "api": api,
             "model_group": model_group,
             "deployment": deployment,
             "attempts": attempts,
@@ -90,6 +72,18 @@ class AccessLog:
         }
         if ttft_ms is not None:
             fields["ttft_ms"] = round(ttft_ms, 3)
+        if self.stream is None:
+            self._logger.info("request", extra=fields)  # the handler's filter redacts
+            return
+        # The client chose the request id: never trust it to hold no key.
+        fields["request_id"] = redact(request_id)
+        fields = {
+            "ts": self._timestamp(),
+            "level": "INFO",
+            "logger": _LOGGER,
+            "event": "request",
+            **fields,
+        }
         line = orjson.dumps(fields).decode() if self.fmt == "json" else _logfmt(fields)
         self._buffer.append(line)
         self._size += len(line) + 1
