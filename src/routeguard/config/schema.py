@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.config.incidents import IncidentsConfig
+
 __all__ = [
     "AdminConfig",
     "BatchingConfig",
@@ -175,6 +177,7 @@ class Config(_Frozen):
 
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)

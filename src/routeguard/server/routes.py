@@ -25,6 +25,7 @@ from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.health import HealthRoutes
+from routeguard.server.status_api import StatusRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
@@ -89,6 +90,7 @@ class Routes:
             "/health/ready": {"GET": health.ready},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
+            **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **_inbound_table(app),
         }
