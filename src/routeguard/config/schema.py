@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.config.incidents import IncidentsConfig
 from routeguard.config.redis import RedisConfig
 
 __all__ = [
@@ -187,6 +188,7 @@ class Config(_Frozen):
 
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
     health_checks: HealthCheckConfig = HealthCheckConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)

@@ -28,6 +28,7 @@ from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
+from routeguard.server.status_api import StatusRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
@@ -90,11 +91,13 @@ class Routes:
             "/models": {"GET": self.models},
             "/health": {"GET": health.health},
             "/health/ready": {"GET": health.ready},
+            "/health/live": {"GET": health.live},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **FleetAdminRoutes(app).table(),
             **OperatorRoutes(app).table(),
             **RolloutRoutes(app).table(),
+            **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **_inbound_table(app),
         }
