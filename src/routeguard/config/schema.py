@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.config.incidents import IncidentsConfig
+
 __all__ = [
     "AdminConfig",
     "BatchingConfig",
@@ -185,6 +187,7 @@ class Config(_Frozen):
 
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
     health_checks: HealthCheckConfig = HealthCheckConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)

@@ -32,6 +32,7 @@ from routeguard.observability.audit import AuditLog
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
+from routeguard.ops.health import HealthMonitor
 from routeguard.ops.probe import HealthChecker, Prober
 from routeguard.ops.rollouts import RolloutManager
 from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
@@ -80,6 +81,8 @@ class RouteGuardApp:
         # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
         # ``GET /admin/status`` here at start-up, so the status view never imports them.
         self.status_sections: dict[str, Callable[[], object]] = {}
+        # Incident class (router_incident_class), incidents and their reports (issue 10).
+        self.health = HealthMonitor(self)
         self.config = config
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
@@ -203,9 +206,9 @@ class RouteGuardApp:
             config = load_config(self.config_path)
             version = self.apply_config(config)
         except ConfigError as exc:
-            # The watcher must not reject the same bad file again after an admin reload did.
-            self._file_state = self._watched_state()
             self.metrics.config_reload(False)
+            # This file has had its answer: the watcher must not reject (and count) it again.
+            self._file_state = self._watched_state()
             log.error("config reload rejected: %s", exc.message, extra={"source": source})
             raise
         except Exception as exc:
@@ -257,6 +260,7 @@ class RouteGuardApp:
         if self.config_path is not None and interval > 0:
             self._watcher = asyncio.create_task(self._watch(interval))
         self.health_checks.start()
+        self.health.start()
         self.ready = True
         return self.port
 
@@ -265,6 +269,7 @@ class RouteGuardApp:
         self.draining = True
         await self.rollouts.close()
         await self.health_checks.close()
+        await self.health.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

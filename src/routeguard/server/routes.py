@@ -27,6 +27,7 @@ from routeguard.server.admin_ops import OperatorRoutes
 from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.health import HealthRoutes
+from routeguard.server.status_api import StatusRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
@@ -93,6 +94,7 @@ class Routes:
             **admin.table(),
             **OperatorRoutes(app).table(),
             **RolloutRoutes(app).table(),
+            **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **_inbound_table(app),
         }
