@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from routeguard import __version__
 from routeguard.config.loader import key_file_paths, load_config
@@ -192,11 +193,25 @@ class RouteGuardApp:
             self.runtimes.sync(old)
             raise
         self.config, self.router = config, router
+        self._forgive_rotated_keys(old, config)
         self.in_flight.resize(config.routing.max_in_flight)
         self.access_log.enabled = config.server.access_log
         self.audit_log = AuditLog(config.admin.audit_log)
         self.config_version = _fingerprint(config)
         return self.config_version
+
+    def _forgive_rotated_keys(self, old: Config, new: Config) -> None:
+        """A deployment whose key changed starts with a closed breaker: it most likely opened
+        on the old key's 401s (runbook scenario 2), and the new key deserves traffic now rather
+        than after the cooldown."""
+        for name, deployment in new.deployments.items():
+            before = old.deployments.get(name)
+            if before is None or _secret(before.api_key) == _secret(deployment.api_key):
+                continue
+            runtime = self.runtimes.deployments.get(name)
+            if runtime is not None and runtime.breaker.state is not BreakerState.CLOSED:
+                runtime.breaker.reset()
+                log.info("api key changed: breaker reset", extra={"deployment": name})
 
     def reload(self, source: str) -> str:
         """Re-read the config file; a bad file is rejected and the old config keeps serving."""
@@ -278,6 +293,10 @@ class RouteGuardApp:
         await self.server.close(timeout)
         await self.pool.close()
         self.access_log.flush()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def _fingerprint(config: Config) -> str:

@@ -90,6 +90,7 @@ class Routes:
             "/models": {"GET": self.models},
             "/health": {"GET": health.health},
             "/health/ready": {"GET": health.ready},
+            "/health/live": {"GET": health.live},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **OperatorRoutes(app).table(),
