@@ -18,6 +18,10 @@ def test_drill_passes_at_a_short_duration(scenario, tmp_path):
     assert report["passed"] is True
     assert report["client_errors"] == 0
     assert report["client_requests"] > 100
+    classes = report["class_over_time"]  # from GET /admin/status, sampled once a second
+    assert classes
+    assert classes[0][1] == "OK"
+    assert {cls for _, cls in classes} <= {"OK", "P2", "P1", "P0"}
     for path in report["saved"]:
         assert (tmp_path / path.rsplit("/", 1)[1]).exists()
     markdown = next(p for p in report["saved"] if p.endswith(".md"))

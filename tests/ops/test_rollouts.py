@@ -199,3 +199,18 @@ def test_cli_errors_exit_codes(router):
     assert bad_hold.returncode == 2
     unreachable = cli("canary", "c", "--duration", "1s", url="http://127.0.0.1:9")
     assert unreachable.returncode == 4
+
+
+def test_a_rollout_whose_deployment_leaves_the_config_is_aborted_with_the_reason(router, simulator):
+    with Traffic(router.url):
+        rollout_id = router.admin.post("/admin/rollouts", json=restore_body(hold_s=1.5)).json()[
+            "id"
+        ]
+        wait_for(lambda: router.rollout(rollout_id)["share_pct"] == 10, 30, "the first step")
+        text = router.path.read_text().replace(", c: 20}", "}")
+        router.path.write_text(text)
+        assert router.admin.post("/admin/config/reload").status_code == 200
+        wait_for(lambda: router.rollout(rollout_id)["state"] != "running", 30, "the abort")
+    final = router.rollout(rollout_id)
+    assert final["state"] == "aborted"
+    assert "no longer in gpt-4-turbo" in final["reasons"][0]

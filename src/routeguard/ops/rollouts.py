@@ -51,6 +51,10 @@ _KEEP_FINISHED = 20
 _LEASE_TTL_S = 15.0
 
 
+class TargetGoneError(Exception):
+    """The rollout's deployment or group left the configuration: nothing left to roll out."""
+
+
 def weight_for_share(share: float, others: float) -> float:
     """The weight that gives a member ``share`` (0..1) of a group whose others weigh ``others``."""
     if share <= 0:
@@ -273,6 +277,9 @@ class RolloutManager:
                 await self._canary(rollout, lease_name)
         except asyncio.CancelledError:
             raise
+        except TargetGoneError as exc:
+            rollout.event(f"aborted: {exc}")
+            self._finish(rollout, "aborted", [str(exc)])
         except Exception as exc:
             log.exception("rollout %s crashed", rollout.id)
             self._finish(rollout, "aborted", [f"internal error: {type(exc).__name__}: {exc}"])
@@ -416,7 +423,11 @@ class RolloutManager:
     # -- weights -----------------------------------------------------------------------------
     def _apply_share(self, rollout: Rollout, pct: float) -> None:
         app, spec = self.app, rollout.spec
-        members = app.effective_weights()[spec.group]
+        members = app.effective_weights().get(spec.group, {})
+        if spec.deployment not in members:
+            raise TargetGoneError(
+                f"{spec.deployment} is no longer in {spec.group} (config reloaded)"
+            )
         others = [w for name, w in members.items() if name != spec.deployment]
         if pct >= 100:
             file_weight = app.config.weights.get(spec.group, {}).get(spec.deployment, 0.0)

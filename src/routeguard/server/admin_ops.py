@@ -83,7 +83,15 @@ class OperatorRoutes:
                 operator, "rotate_key", DEPLOYMENT=name, RESULT="rejected", REASON=exc.message
             )
             raise AdminError(400, exc.message, "invalid_request_error", "invalid_config") from None
-        breaker = app.runtimes.deployments[name].breaker
+        runtime = app.runtimes.deployments.get(name)
+        if runtime is None:
+            raise AdminError(
+                404,
+                f"{name} is no longer configured after the reload.",
+                "invalid_request_error",
+                "not_found",
+            )
+        breaker = runtime.breaker
         breaker.reset()
         result, error = await app.prober.probe(name)
         permit = breaker.try_acquire()

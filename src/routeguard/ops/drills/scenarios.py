@@ -46,6 +46,11 @@ def _config(env: DrillEnv, deployments: list[str], weights: list[str], extra: st
         "  circuit_breaker_error_rate: 0.5\n  circuit_breaker_window_s: 5\n"
         f"  circuit_breaker_min_requests: 5\n  cooldown_s: {COOLDOWN_S}\n"
         "health_checks:\n  interval_s: 0.25\n  timeout_s: 5\n"
+        # The runbook's classes on a drill's time scale: seconds where it says minutes.
+        f'incidents:\n  reports_dir: "{env.workdir / "reports"}"\n  evaluate_interval_s: 0.5\n'
+        "  error_window_s: 10\n  min_requests: 5\n  p0_for_s: 1\n  p1_for_s: 1\n  p2_for_s: 1\n"
+        "  all_providers_for_s: 1\n  provider_failing_for_s: 1\n  cascade_for_s: 1\n"
+        "  latency_for_s: 1\n"
         "deployments:\n" + "".join(f"  {d}\n" for d in deployments)
         + "weights:\n" + "".join(f"  {w}\n" for w in weights)
         + extra
