@@ -6,11 +6,11 @@ import logging
 import time
 
 import pytest
+from consolekit import LAPTOP, PHONE, TOKEN, Console, Traffic
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import LAPTOP, PHONE, TOKEN, Console, Traffic
 from routeguard.resilience import BreakerState
 from routeguard.simulator import FaultSpec
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from consolekit import ARTIFACTS, WAIT_S
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-
-from conftest import ARTIFACTS, WAIT_S
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "fleet"))  # fleetkit
 sys.path.insert(0, str(Path(__file__).parent.parent / "e2e"))  # processes, used by fleetkit

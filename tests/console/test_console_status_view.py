@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from consolekit import LAPTOP, PHONE, Console
 from contract_sample import ActionRecorder, StatusStandIn
 from selenium.webdriver.common.by import By
 
-from conftest import LAPTOP, PHONE, Console
 from routeguard.resilience import BreakerState
 from routeguard.simulator import FaultSpec
 
