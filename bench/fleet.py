@@ -92,7 +92,7 @@ def overhead(sup: Supervisor, tmp: Path, sim_port: int, redis_port: int, args: A
     script = tmp / "post.lua"
     script.write_text(SCRIPT)
     results: dict[str, list[Any]] = {"off": [], "on": []}
-    for side, port in ports.items():  # warm both
+    for port in ports.values():  # warm both
         run_wrk(
             sup,
             url=f"http://127.0.0.1:{port}/v1/chat/completions",
@@ -168,7 +168,7 @@ def propagation(sup: Supervisor, tmp: Path, sim_port: int, redis_port: int, tria
 
     def pct(values: list[float], q: float) -> float:
         ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
     return {
         "trials": trials,
