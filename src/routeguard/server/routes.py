@@ -23,6 +23,7 @@ from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
 from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
+from routeguard.server.console import ConsoleRoutes
 from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
@@ -90,6 +91,7 @@ class Routes:
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **FleetAdminRoutes(app).table(),
+            **ConsoleRoutes().table(),
         }
 
     async def dispatch(self, request: Request) -> Response | StreamingResponse:
