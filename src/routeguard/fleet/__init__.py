@@ -3,6 +3,7 @@
 See docs/fleet.md for keys, messages, the consistency model and failure behaviour.
 """
 
+from routeguard.fleet.lease import Lease, LocalLease, lease_for
 from routeguard.fleet.service import Fleet
 
-__all__ = ["Fleet"]
+__all__ = ["Fleet", "Lease", "LocalLease", "lease_for"]
