@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import run_wrk
-from procs import Supervisor, free_port, wait_for_port
+from procs import Supervisor, free_port, tree_cpu_s, wait_for_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -75,20 +75,21 @@ def _http(method: str, url: str, body: Any = None, auth: bool = False) -> Any:
         return json.loads(exc.read() or b"null")
 
 
-def _router(sup: Supervisor, name: str, config: Path, core: int | None) -> int:
+def _router(sup: Supervisor, name: str, config: Path, core: int | None) -> tuple[int, int]:
+    """Start a router; (its port, its pid for CPU accounting)."""
     port = free_port()
     argv = [PYTHON, "-m", "routeguard.cli", "serve", "--config", str(config), "--port", str(port)]
     proc = sup.start(name, argv, core=core)
     wait_for_port(proc, port, 60)
-    return port
+    return port, proc.pid
 
 
 def overhead(sup: Supervisor, tmp: Path, sim_port: int, redis_port: int, args: Any) -> dict:
-    ports = {}
+    ports, pids = {}, {}
     for side, redis in (("off", None), ("on", redis_port)):
         config = tmp / f"overhead-{side}.yaml"
         config.write_text(_config(sim_port, redis, tmp / f"D-{side}.log"))
-        ports[side] = _router(sup, f"router-{side}", config, core=0)
+        ports[side], pids[side] = _router(sup, f"router-{side}", config, core=0)
     script = tmp / "post.lua"
     script.write_text(SCRIPT)
     results: dict[str, list[Any]] = {"off": [], "on": []}
@@ -101,29 +102,37 @@ def overhead(sup: Supervisor, tmp: Path, sim_port: int, redis_port: int, args: A
             duration_s=1,
             core=1,
         )
-    for _ in range(args.rounds):
-        for side, port in ports.items():
-            results[side].append(
-                run_wrk(
-                    sup,
-                    url=f"http://127.0.0.1:{port}/v1/chat/completions",
-                    script=script,
-                    connections=args.connections,
-                    duration_s=args.duration,
-                    core=1,
-                )
+    cpu_us: dict[str, list[float]] = {"off": [], "on": []}
+    for round_ in range(args.rounds):
+        order = list(ports) if round_ % 2 == 0 else list(reversed(ports))  # no order bias
+        for side in order:
+            before = tree_cpu_s(pids[side])
+            run = run_wrk(
+                sup,
+                url=f"http://127.0.0.1:{ports[side]}/v1/chat/completions",
+                script=script,
+                connections=args.connections,
+                duration_s=args.duration,
+                core=1,
             )
-    summary = {}
+            results[side].append(run)
+            cpu_us[side].append(1e6 * (tree_cpu_s(pids[side]) - before) / max(1, run.requests))
+    summary: dict[str, Any] = {}
     for side, runs in results.items():
         summary[side] = {
             "rps": statistics.median(r.rps for r in runs),
             "p50_ms": statistics.median(r.p50_ms for r in runs),
             "p99_ms": statistics.median(r.p99_ms for r in runs),
+            "cpu_us_per_req": statistics.median(cpu_us[side]),
             "errors": sum(r.errors for r in runs),
-            "rounds": [{"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms} for r in runs],
+            "rounds": [
+                {"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "cpu_us_per_req": c}
+                for r, c in zip(runs, cpu_us[side], strict=True)
+            ],
         }
     summary["ratio_on_off"] = {
-        k: summary["on"][k] / summary["off"][k] for k in ("rps", "p50_ms", "p99_ms")
+        k: summary["on"][k] / summary["off"][k]
+        for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")
     }
     return summary
 
@@ -133,7 +142,7 @@ def propagation(sup: Supervisor, tmp: Path, sim_port: int, redis_port: int, tria
     for index in range(3):
         config = tmp / f"replica-{index}.yaml"
         config.write_text(_config(sim_port, redis_port, tmp / f"D-r{index}.log", cooldown_s=600))
-        ports.append(_router(sup, f"replica-{index}", config, core=None))
+        ports.append(_router(sup, f"replica-{index}", config, core=None)[0])
     base = [f"http://127.0.0.1:{p}" for p in ports]
     sim = f"http://127.0.0.1:{sim_port}"
 
@@ -242,10 +251,13 @@ def main() -> None:
         s = o[side]
         print(
             f"  redis {side:3}: {s['rps']:8.0f} rps  p50 {s['p50_ms']:.2f} ms  "
-            f"p99 {s['p99_ms']:.2f} ms  errors {s['errors']}"
+            f"p99 {s['p99_ms']:.2f} ms  CPU {s['cpu_us_per_req']:.0f} us/req  errors {s['errors']}"
         )
     r = o["ratio_on_off"]
-    print(f"  on/off: rps x{r['rps']:.3f}  p50 x{r['p50_ms']:.3f}  p99 x{r['p99_ms']:.3f}")
+    print(
+        f"  on/off: rps x{r['rps']:.3f}  p50 x{r['p50_ms']:.3f}  p99 x{r['p99_ms']:.3f}  "
+        f"CPU/req x{r['cpu_us_per_req']:.3f}"
+    )
     print(f"propagation across 3 replicas, {p['samples']} samples:")
     a, q = p["applied_lag_s"], p["polled_s"]
     print(
