@@ -101,9 +101,11 @@ class FleetLimits:
             share = rate.fleet
             if share is None:
                 share = rate.fleet = FleetShare(self.wake.set)
-            share.retry_s = max(0.05, 60.0 - now % 60)
+            left_in_minute = 60.0 - now % 60
+            share.retry_s = max(0.05, left_in_minute)
             if share.minute != minute:  # grants and the token verdict lapse with the minute
                 share.minute, share.granted, share.tokens_blocked = minute, 0, False
+                share.expires = self.runtimes.clock() + left_in_minute
             key = self.keys.usage(name, minute)
             if rate.rpm is not None:
                 batch = batch_size(rate.rpm, members)

@@ -218,6 +218,7 @@ class FleetShare:
 
     __slots__ = (
         "active",
+        "expires",
         "granted",
         "minute",
         "on_empty",
@@ -230,6 +231,8 @@ class FleetShare:
         self.on_empty = on_empty
         """Called (no I/O: it sets an event) when the grant runs out, to top it up at once."""
         self.active = False
+        self.expires = 0.0
+        """When (by the limiter's clock) the wall-clock minute of ``granted`` ends."""
         self.granted = 0
         self.minute = -1
         self.retry_s = 1.0
@@ -280,14 +283,15 @@ class RateLimiter:
         """``None`` if a request may go now, else the seconds until one may."""
         if self._rpm is None and self._tpm is None:
             return None
-        fleet = self.fleet
-        if (
-            fleet is not None
-            and fleet.active
-            and ((self._rpm is not None and fleet.granted <= 0) or fleet.tokens_blocked)
-        ):
-            return fleet.retry_s
         now = self._clock()
+        fleet = self.fleet
+        if fleet is not None and fleet.active:
+            if now >= fleet.expires:  # the grants' minute is over: none may be spent in the next
+                if fleet.on_empty is not None:
+                    fleet.on_empty()
+                return fleet.retry_s
+            if (self._rpm is not None and fleet.granted <= 0) or fleet.tokens_blocked:
+                return fleet.retry_s
         requests, tokens = self._counter.totals(now)
         wait = 0.0
         if self._rpm is not None and requests >= self._rpm:
