@@ -17,7 +17,10 @@ def test_two_replicas_share_one_rpm_budget(simulator: Simulator, tmp_path: Path)
         configs = []
         for index in range(2):
             path = tmp_path / f"router-{index}.yaml"
-            text = fleet_config(simulator.url, f'url: "{redis.url}"', tmp_path / f"D-{index}.log")
+            # Generous timeouts: this tests the budget, not Redis failures (which fall back to
+            # per-process limits, see docs/fleet.md), on a machine shared with other tests.
+            redis_section = f'url: "{redis.url}"\nsocket_timeout_s: 5\nconnect_timeout_s: 5'
+            text = fleet_config(simulator.url, redis_section, tmp_path / f"D-{index}.log")
             # dep-a carries the group's traffic until its fleet-wide budget is spent.
             text = text.replace("api_key: sk-x}", f"api_key: sk-x, rpm: {RPM}}}", 1)
             text = text.replace("{dep-a: 1, dep-b: 1}", "{dep-a: 1000, dep-b: 1}")
