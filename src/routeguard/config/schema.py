@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.config.incidents import IncidentsConfig
 from routeguard.config.redis import RedisConfig
 
 __all__ = [
@@ -177,6 +178,7 @@ class Config(_Frozen):
 
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)

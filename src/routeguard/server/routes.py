@@ -26,6 +26,7 @@ from routeguard.server.admin import AdminRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
+from routeguard.server.status_api import StatusRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
@@ -91,6 +92,7 @@ class Routes:
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **FleetAdminRoutes(app).table(),
+            **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **_inbound_table(app),
         }
