@@ -30,6 +30,9 @@ def test_reset_and_weights_on_a_reach_b_and_a_late_replica(
         configs = [_config(tmp_path, simulator, redis.url, i) for i in range(3)]
         with replicas(configs[:2], tmp_path) as (a, b):
             poll(lambda: len(a.admin("GET", "/admin/fleet").json()["members"]) == 2)
+            status = a.admin("GET", "/admin/status").json()  # the fleet's status_sections entry
+            assert len(status["fleet"]["members"]) == 2
+            assert status["fleet"]["redis"]["status"] == "ok"
             # An open breaker on both (A found it; B followed).
             simulator.set_fault("dep-a", FaultSpec(error_rate=1.0))
             while a.breaker("dep-a") != "open":
