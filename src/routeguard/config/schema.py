@@ -29,6 +29,7 @@ __all__ = [
     "BatchingConfig",
     "Config",
     "DeploymentConfig",
+    "HealthCheckConfig",
     "ProviderName",
     "RoutingConfig",
     "ServerConfig",
@@ -173,6 +174,15 @@ class AdminConfig(_Frozen):
     audit_log: str = "DECISIONS.log"
 
 
+class HealthCheckConfig(_Frozen):
+    """Active health checks: the router probes deployments whose breaker is not closed, so a
+    recovered deployment is noticed without sending it user traffic (``interval_s: 0`` turns
+    them off). A probe only ever uses the probe slot the breaker hands out when half-open."""
+
+    interval_s: float = Field(default=2.0, ge=0, allow_inf_nan=False)
+    timeout_s: Seconds = 10.0
+
+
 class Config(_Frozen):
     """A whole, validated RouteGuard configuration."""
 
@@ -180,6 +190,7 @@ class Config(_Frozen):
     admin: AdminConfig = AdminConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
+    health_checks: HealthCheckConfig = HealthCheckConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from routeguard import __version__
 from routeguard.config.loader import key_file_paths, load_config
@@ -34,6 +35,8 @@ from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
 from routeguard.ops.health import HealthMonitor
+from routeguard.ops.probe import HealthChecker, Prober
+from routeguard.ops.rollouts import RolloutManager
 from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
 from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
@@ -88,6 +91,11 @@ class RouteGuardApp:
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
         self.audit_log = AuditLog(config.admin.audit_log)
+        self.prober = Prober(self)
+        self.health_checks = HealthChecker(self, self.prober)
+        self.rollouts = RolloutManager(self)
+        self.status_sections["rollouts"] = self.rollouts.status_section
+        self.status_sections["health_checks"] = self.health_checks.status_section
         self.routes = Routes(self)
         self.server = HttpServer(self.routes.dispatch, max_body_bytes=config.server.max_body_bytes)
         self.port = 0
@@ -190,11 +198,25 @@ class RouteGuardApp:
             self.runtimes.sync(old)
             raise
         self.config, self.router = config, router
+        self._forgive_rotated_keys(old, config)
         self.in_flight.resize(config.routing.max_in_flight)
         self.access_log.enabled = config.server.access_log
         self.audit_log = AuditLog(config.admin.audit_log)
         self.config_version = _fingerprint(config)
         return self.config_version
+
+    def _forgive_rotated_keys(self, old: Config, new: Config) -> None:
+        """A deployment whose key changed starts with a closed breaker: it most likely opened
+        on the old key's 401s (runbook scenario 2), and the new key deserves traffic now rather
+        than after the cooldown."""
+        for name, deployment in new.deployments.items():
+            before = old.deployments.get(name)
+            if before is None or _secret(before.api_key) == _secret(deployment.api_key):
+                continue
+            runtime = self.runtimes.deployments.get(name)
+            if runtime is not None and runtime.breaker.state is not BreakerState.CLOSED:
+                runtime.breaker.reset()
+                log.info("api key changed: breaker reset", extra={"deployment": name})
 
     def reload(self, source: str) -> str:
         """Re-read the config file; a bad file is rejected and the old config keeps serving."""
@@ -261,6 +283,7 @@ class RouteGuardApp:
         interval = self.config.server.watch_config_s
         if self.config_path is not None and interval > 0:
             self._watcher = asyncio.create_task(self._watch(interval))
+        self.health_checks.start()
         self.health.start()
         self.ready = True
         return self.port
@@ -268,6 +291,8 @@ class RouteGuardApp:
     async def close(self, drain_timeout_s: float | None = None) -> None:
         """Drain: readiness turns 503, new connections are refused, in-flight answers finish."""
         self.draining = True
+        await self.rollouts.close()
+        await self.health_checks.close()
         await self.health.stop()
         if self._watcher is not None:
             self._watcher.cancel()
@@ -279,6 +304,10 @@ class RouteGuardApp:
             await self.fleet.close()
         await self.pool.close()
         self.access_log.flush()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def _fingerprint(config: Config) -> str:

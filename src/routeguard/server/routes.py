@@ -23,6 +23,8 @@ from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
 from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
+from routeguard.server.admin_ops import OperatorRoutes
+from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
@@ -89,9 +91,12 @@ class Routes:
             "/models": {"GET": self.models},
             "/health": {"GET": health.health},
             "/health/ready": {"GET": health.ready},
+            "/health/live": {"GET": health.live},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **FleetAdminRoutes(app).table(),
+            **OperatorRoutes(app).table(),
+            **RolloutRoutes(app).table(),
             **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **_inbound_table(app),
