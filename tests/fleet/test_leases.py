@@ -8,7 +8,7 @@ from pathlib import Path
 from fleetkit import fleet_config, redis_server
 
 from routeguard.config.loader import parse_config
-from routeguard.fleet import lease_for
+from routeguard.ops.lease import lease_for
 from routeguard.server.app import RouteGuardApp
 from routeguard.simulator import Simulator
 
@@ -21,15 +21,15 @@ def test_one_holder_at_a_time_and_release(loop_thread, simulator: Simulator, tmp
             loop_thread.run(app.start("127.0.0.1", 0))
         try:
             a, b = (lease_for(app.fleet) for app in apps)
-            assert loop_thread.run(a.try_lease("rollout", 0.5)) is True
-            assert loop_thread.run(b.try_lease("rollout", 0.5)) is False
-            assert loop_thread.run(a.try_lease("rollout", 0.5)) is True  # renewal
-            loop_thread.run(a.release_lease("rollout"))
-            assert loop_thread.run(b.try_lease("rollout", 0.3)) is True
+            assert loop_thread.run(a.acquire("rollout", 0.5)) is True
+            assert loop_thread.run(b.acquire("rollout", 0.5)) is False
+            assert loop_thread.run(a.acquire("rollout", 0.5)) is True  # renewal
+            loop_thread.run(a.release("rollout"))
+            assert loop_thread.run(b.acquire("rollout", 0.3)) is True
             time.sleep(0.5)  # b's lease lapses unrenewed
-            assert loop_thread.run(a.try_lease("rollout", 0.3)) is True
+            assert loop_thread.run(a.acquire("rollout", 0.3)) is True
             redis.kill()  # a fleet that cannot agree does not act twice
-            assert loop_thread.run(b.try_lease("other", 1)) is False
+            assert loop_thread.run(b.acquire("other", 1)) is False
         finally:
             for app in apps:
                 loop_thread.run(app.close(0.5))
@@ -37,5 +37,5 @@ def test_one_holder_at_a_time_and_release(loop_thread, simulator: Simulator, tmp
 
 def test_a_lone_process_always_holds(loop_thread) -> None:
     lease = lease_for(None)
-    assert loop_thread.run(lease.try_lease("x", 1)) is True
-    assert loop_thread.run(lease.try_lease("x", 1)) is True
+    assert loop_thread.run(lease.acquire("x", 1)) is True
+    assert loop_thread.run(lease.acquire("x", 1)) is True

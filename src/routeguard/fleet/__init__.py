@@ -3,7 +3,6 @@
 See docs/fleet.md for keys, messages, the consistency model and failure behaviour.
 """
 
-from routeguard.fleet.lease import Lease, LocalLease, lease_for
 from routeguard.fleet.service import Fleet
 
-__all__ = ["Fleet", "Lease", "LocalLease", "lease_for"]
+__all__ = ["Fleet"]
