@@ -30,6 +30,9 @@ def test_reset_and_weights_on_a_reach_b_and_a_late_replica(
         configs = [_config(tmp_path, simulator, redis.url, i) for i in range(3)]
         with replicas(configs[:2], tmp_path) as (a, b):
             poll(lambda: len(a.admin("GET", "/admin/fleet").json()["members"]) == 2)
+            status = a.admin("GET", "/admin/status").json()  # the fleet's status_sections entry
+            assert len(status["fleet"]["members"]) == 2
+            assert status["fleet"]["redis"]["status"] == "ok"
             # An open breaker on both (A found it; B followed).
             simulator.set_fault("dep-a", FaultSpec(error_rate=1.0))
             while a.breaker("dep-a") != "open":
@@ -82,6 +85,7 @@ def test_reset_and_weights_on_a_reach_b_and_a_late_replica(
                 poll(lambda: a.admin("GET", "/admin/weights").json()["overrides"] == {})
             finally:
                 late.stop()
+            _reload_on_a_reaches_b(a, b, configs[:2])
     record_property("admin_propagation_s", timings)
     print(f"after the answer, visible on B: {timings}")
     # Each replica's decisions log has each action once; the others name the origin replica.
@@ -91,4 +95,19 @@ def test_reset_and_weights_on_a_reach_b_and_a_late_replica(
     assert b_log.count("ACTION=circuit_breaker_reset") == 1
     assert "ORIGIN=" in b_log.split("ACTION=circuit_breaker_reset")[1].splitlines()[0]
     assert b_log.count("ACTION=set_weights") == 1
+    assert a_log.count("ACTION=config_reload") == 1
+    assert b_log.count("ACTION=config_reload") == 1
     assert "ORIGIN=" not in a_log.split("ACTION=circuit_breaker_reset")[1].splitlines()[0]
+
+
+def _reload_on_a_reaches_b(a: Replica, b: Replica, configs: list[Path]) -> None:
+    """A reload sent to A re-reads the files of both (each replica its own file)."""
+    for index in (0, 1):
+        text = configs[index].read_text().replace("{dep-a: 1, dep-b: 1}", "{dep-a: 1, dep-b: 3}")
+        configs[index].write_text(text)
+    before = b.admin("GET", "/admin/config").json()["config_version"]
+    answer = a.admin("POST", "/admin/config/reload")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["acknowledged_by"] == 2
+    assert b.admin("GET", "/admin/config").json()["config_version"] != before
+    assert b.admin("GET", "/admin/weights").json()["file"]["gpt-4-turbo"]["dep-b"] == 3

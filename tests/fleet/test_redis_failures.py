@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import threading
 import time
 from pathlib import Path
@@ -190,3 +191,29 @@ def test_junk_under_the_prefix_is_ignored(simulator: Simulator, tmp_path: Path) 
             log = (tmp_path / "replica-0.log").read_text()
             assert "ignoring a value in redis that is not RouteGuard state" in log
             assert log.count("Traceback") == 0
+
+
+def test_a_frozen_redis_is_a_partition_not_a_slowdown(
+    simulator: Simulator, tmp_path: Path, record_property
+) -> None:
+    with redis_server(tmp_path) as redis:
+        configs = _configs(tmp_path, simulator, f'url: "{redis.url}"', 2)
+        with replicas(configs, tmp_path) as (a, b):
+            poll(lambda: a.health()["redis"]["status"] == "ok")
+            load = Load([a.port, b.port], threads=4)
+            try:
+                time.sleep(1)
+                assert redis.process is not None
+                redis.process.send_signal(signal.SIGSTOP)  # connections open, nothing answers
+                try:
+                    poll(lambda: a.health()["redis"]["status"] == "degraded")
+                    assert a.client.get("/health/ready").status_code == 200
+                    time.sleep(2)
+                finally:
+                    redis.process.send_signal(signal.SIGCONT)
+                _, back_s = poll(lambda: a.health()["redis"]["status"] == "ok")
+            finally:
+                load.finish()
+    record_property("recovered_s", back_s)
+    print(f"{load.sent} requests while Redis froze, {len(load.failed)} failed")
+    assert load.failed == []

@@ -162,6 +162,8 @@ class RedisLink:
             "last_ok_at": self.last_ok_at,
             "pool_in_use": self.in_use(),
             "pool_max": config.max_connections,
+            "pool_size": config.max_connections,  # the name ops/diagnosis reads
+            "up": self.up,
         }
 
     async def close(self) -> None:

@@ -41,6 +41,7 @@ from routeguard.fleet.codec import (
 )
 from routeguard.fleet.host import FleetHost
 from routeguard.fleet.keys import HSET_NEWER_SCRIPT, SET_NEWER_SCRIPT, Keys
+from routeguard.fleet.limits import FleetLimits
 from routeguard.fleet.link import RedisLink
 from routeguard.fleet.membership import Membership, new_member_id
 from routeguard.fleet.metrics import FleetMetrics
@@ -90,6 +91,7 @@ class Fleet:
         self.membership = Membership(
             self.member_id, host, self.link, self.keys, config.sync_interval_s
         )
+        self.limits = FleetLimits(host.runtimes, self.link, self.keys)
         self._tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
         """Set after the first full reconciliation (tests and start-up wait on it briefly)."""
@@ -107,6 +109,8 @@ class Fleet:
         """Start the tasks; wait briefly for a first sync (an absent Redis only warns)."""
         for loop in (self._publisher, self._subscriber, self._ticker, self._syncer):
             self._tasks.append(asyncio.create_task(loop(), name=f"fleet-{loop.__name__}"))
+        limits = self.limits.run(self.tick_s, self.membership.live_count)
+        self._tasks.append(asyncio.create_task(limits, name="fleet-limits"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.synced.wait(), wait_s)
         if not self.link.up:

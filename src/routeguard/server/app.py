@@ -300,7 +300,7 @@ class RouteGuardApp:
                 await self._watcher
         timeout = self.config.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         await self.server.close(timeout)
-        if self.fleet is not None:
+        if isinstance(self.fleet, Fleet):  # close what start() built, not a test's stand-in
             await self.fleet.close()
         await self.pool.close()
         self.access_log.flush()
