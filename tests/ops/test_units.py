@@ -55,9 +55,6 @@ class OtherReplicaHoldsIt:
     async def release_lease(self, name: str) -> None:
         return None
 
-    async def close(self) -> None:  # app.close() closes its fleet (the fleet branch)
-        return None
-
 
 def test_lease_for_picks_local_without_a_fleet():
     assert isinstance(lease_for(None), LocalLease)
