@@ -45,6 +45,7 @@ def build_diagnosis(app: RouteGuardApp, monitor: HealthMonitor) -> dict[str, Any
             "p50_ms": stats.p50_ms,
             "p95_ms": stats.p95_ms,
             "p99_ms": stats.p99_ms,
+            "breakers_open": status["providers"][provider].get("breakers_open", 0),
         }
     upstream = windows.stats(_WINDOW_S)
     total = windows.client_stats(_WINDOW_S)
@@ -163,8 +164,19 @@ def _key_rotation(doc: dict[str, Any]) -> list[Cause]:
 
 def _provider_outage(doc: dict[str, Any]) -> list[Cause]:
     latency = doc["latency_by_provider"]
-    failing = [p for p, s in latency.items() if s["requests"] >= 5 and s["error_rate"] > 0.25]
-    healthy = [p for p, s in latency.items() if s["requests"] >= 5 and s["error_rate"] <= 0.05]
+    # Failing: a high error rate over the window, or a breaker that opened on its own (shorter)
+    # window while older successes still dilute the 15-minute rate.
+    failing = [
+        p
+        for p, s in latency.items()
+        if s["requests"] >= 5
+        and (s["error_rate"] > 0.25 or (s.get("breakers_open", 0) and s["error_rate"] > 0))
+    ]
+    healthy = [
+        p
+        for p, s in latency.items()
+        if s["requests"] >= 5 and s["error_rate"] <= 0.05 and not s.get("breakers_open", 0)
+    ]
     by_provider = _by_provider(doc)
     out = []
     if (
