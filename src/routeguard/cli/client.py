@@ -158,6 +158,23 @@ def admin_client(router: str, token: str | None, timeout: float = 10.0) -> Admin
     return AdminClient(router or DEFAULT_URL, token, timeout)
 
 
+def call_admin(
+    router: str,
+    token: str | None,
+    timeout: float,
+    method: str,
+    path: str,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+) -> Any:
+    """One admin call for a command: the answer's JSON, or exit the way every command does."""
+    try:
+        with admin_client(router, token, timeout) as client:
+            return client.request(method, path, body=body, params=params)
+    except AdminClientError as exc:
+        exit_on_error(exc)
+
+
 def exit_on_error(exc: AdminClientError) -> NoReturn:
     """Print the failure on stderr and exit: 4 when unreachable, 1 for a refused call."""
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

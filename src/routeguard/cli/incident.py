@@ -18,13 +18,11 @@ from rich.markup import escape
 
 from routeguard.cli.client import (
     DEFAULT_URL,
-    AdminClientError,
     JsonOption,
     RouterOption,
     TimeoutOption,
     TokenOption,
-    admin_client,
-    exit_on_error,
+    call_admin,
     print_json,
 )
 from routeguard.cli.common import app
@@ -33,22 +31,6 @@ __all__ = ["incident_app"]
 
 incident_app = typer.Typer(help="Open, note, resolve and report incidents.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
-
-
-def _call(
-    method: str,
-    path: str,
-    router: str,
-    token: str | None,
-    timeout: float,
-    body: dict[str, Any] | None = None,
-    params: dict[str, str] | None = None,
-) -> Any:
-    try:
-        with admin_client(router, token, timeout) as client:
-            return client.request(method, path, body=body, params=params)
-    except AdminClientError as exc:
-        exit_on_error(exc)
 
 
 def _show(incident: dict[str, Any], as_json: bool) -> None:
@@ -89,7 +71,7 @@ def open_(
         body["id"] = incident_id
     if cls:
         body["class"] = cls
-    _show(_call("POST", "/admin/incidents/open", router, token, timeout, body), as_json)
+    _show(call_admin(router, token, timeout, "POST", "/admin/incidents/open", body), as_json)
 
 
 @incident_app.command()
@@ -102,7 +84,7 @@ def note(
 ) -> None:
     """Add a line to the open incident's timeline."""
     body = {"text": text}
-    _show(_call("POST", "/admin/incidents/note", router, token, timeout, body), as_json)
+    _show(call_admin(router, token, timeout, "POST", "/admin/incidents/note", body), as_json)
 
 
 @incident_app.command()
@@ -117,7 +99,7 @@ def resolve(
 ) -> None:
     """Resolve the open incident: the runbook's DECISIONS.log line and report are written."""
     body = {"cause": cause, "impact": impact, "prevention": prevention}
-    _show(_call("POST", "/admin/incidents/resolve", router, token, timeout, body), as_json)
+    _show(call_admin(router, token, timeout, "POST", "/admin/incidents/resolve", body), as_json)
 
 
 @incident_app.command("list")
@@ -128,7 +110,7 @@ def list_(
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """The open incident and the recent ones."""
-    data = _call("GET", "/admin/incidents", router, token, timeout)
+    data = call_admin(router, token, timeout, "GET", "/admin/incidents")
     if as_json:
         print_json(data)
         return
@@ -159,7 +141,7 @@ def report(
 ) -> None:
     """Print (or save) an incident's report in the runbook's template, with its chart."""
     params = {"id": incident_id} if incident_id else None
-    data = _call("GET", "/admin/incidents/report", router, token, timeout, params=params)
+    data = call_admin(router, token, timeout, "GET", "/admin/incidents/report", params=params)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         name = data.get("name") or f"router_incident_{data['id']}"

@@ -12,13 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from routeguard.cli.client import (
-    AdminClientError,
     JsonOption,
     RouterOption,
     TimeoutOption,
     TokenOption,
-    admin_client,
-    exit_on_error,
+    call_admin,
     print_json,
 )
 from routeguard.cli.common import app, fail
@@ -27,16 +25,6 @@ __all__ = ["weights_app"]
 
 weights_app = typer.Typer(help="Show, set or clear runtime weight overrides.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
-
-
-def _call(
-    router: str, token: str | None, timeout: float, method: str, path: str, body: Any = None
-) -> Any:
-    try:
-        with admin_client(router, token, timeout) as client:
-            return client.request(method, path, body=body)
-    except AdminClientError as exc:
-        exit_on_error(exc)
 
 
 def _ms(value: object) -> str:
@@ -59,7 +47,7 @@ def probe(
     if (deployment is None) == (not all_):
         fail("name a DEPLOYMENT or pass --all (not both)")
     body = {"all": True} if all_ else {"deployment": deployment}
-    results = _call(router, token, timeout, "POST", "/admin/probe", body)["results"]
+    results = call_admin(router, token, timeout, "POST", "/admin/probe", body)["results"]
     if as_json:
         print_json({"results": results})
     else:
@@ -92,7 +80,7 @@ def drain(
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """Weight 0 everywhere TARGET appears (a runtime override, audited)."""
-    answer = _call(
+    answer = call_admin(
         router, token, timeout, "POST", "/admin/drain", {"target": target, "force": force}
     )
     _report(answer, "drained", as_json)
@@ -107,7 +95,7 @@ def undrain(
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """Remove TARGET's overrides: the file's weights apply again."""
-    answer = _call(router, token, timeout, "POST", "/admin/undrain", {"target": target})
+    answer = call_admin(router, token, timeout, "POST", "/admin/undrain", {"target": target})
     _report(answer, "undrained", as_json)
 
 
@@ -141,7 +129,7 @@ def weights_show(
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """Effective weights (file, with runtime overrides marked)."""
-    answer = _call(router, token, timeout, "GET", "/admin/weights")
+    answer = call_admin(router, token, timeout, "GET", "/admin/weights")
     if as_json:
         print_json(answer)
     else:
@@ -169,7 +157,7 @@ def weights_set(
         if not sep or not name:
             fail(f"{pair!r}: expected DEPLOYMENT=WEIGHT")
     body = {"weights": {group: members}, "force": force}
-    answer = _call(router, token, timeout, "PUT", "/admin/weights", body)
+    answer = call_admin(router, token, timeout, "PUT", "/admin/weights", body)
     if as_json:
         print_json(answer)
     else:
@@ -184,7 +172,7 @@ def weights_clear(
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """Drop every runtime override: the file's weights apply again."""
-    answer = _call(router, token, timeout, "DELETE", "/admin/weights")
+    answer = call_admin(router, token, timeout, "DELETE", "/admin/weights")
     if as_json:
         print_json(answer)
     else:
@@ -201,7 +189,7 @@ def rotate_key(
     timeout: TimeoutOption = 30.0,
 ) -> None:
     """Re-read DEPLOYMENT's key now, reset its breaker and probe it (scenario 2)."""
-    answer = _call(
+    answer = call_admin(
         router, token, timeout, "POST", "/admin/deployments/rotate-key", {"deployment": deployment}
     )
     if as_json:
