@@ -282,7 +282,10 @@ def checkov() -> Iterator[str]:
     venv = REPO / ".cache" / "checkov-venv"
     binary = venv / "bin" / "checkov"
     if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+        # --clear: a venv left half-made by an interrupted run is rebuilt, not reused.
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120
+        )
         subprocess.run(
             [str(venv / "bin" / "pip"), "install", "-q", "checkov>=3.2"], check=True, timeout=900
         )
