@@ -26,9 +26,9 @@ from routeguard.config.loader import key_file_paths, load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
 from routeguard.net.client import UpstreamPool
-from routeguard.net.server import HttpServer
 from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
+from routeguard.observability.http_metrics import HttpMetrics
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
@@ -37,6 +37,7 @@ from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
 from routeguard.routing.runtime import RuntimeRegistry
 from routeguard.routing.strategies import build_strategy
+from routeguard.server.listening import build_http_server
 from routeguard.server.routes import Routes
 
 __all__ = ["RouteGuardApp"]
@@ -83,7 +84,8 @@ class RouteGuardApp:
         self.router = self._build_router(config)
         self.audit_log = AuditLog(config.admin.audit_log)
         self.routes = Routes(self)
-        self.server = HttpServer(self.routes.dispatch, max_body_bytes=config.server.max_body_bytes)
+        self.http_metrics = HttpMetrics(self.metrics.registry)
+        self.server = build_http_server(self.routes.dispatch, config.server, self.http_metrics)
         self.port = 0
         self.ready = False
         self.draining = False
