@@ -31,8 +31,10 @@ __all__ = [
     "Gateway",
     "Upstreams",
     "litellm_installed",
+    "start_routeguard",
     "post_json",
     "render",
+    "set_fault",
     "start_gateways",
     "start_upstreams",
 ]
@@ -44,6 +46,10 @@ LITELLM_VENV = BENCH_DIR / ".litellm-venv"
 GATEWAY_CORE = 0
 LOAD_CORE = 1
 SLOW_LATENCY_MS = 50
+# Streams: 20 events (role, 18 words, finish) and [DONE]; the simulator answers 18 words.
+STREAM_WORDS = 18
+GAP_MS = 20  # between stream events: ~50 tokens/s, a typical hosted model
+HOLD_GAP_MS = 1000  # streams held open for the memory curve: ~19 s each
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,13 @@ CASES = {
     "static": Case("static", "zero-delay static upstream (nginx return 200)", None),
     "sim": Case("sim", "zero-delay simulator upstream", "fast"),
     "sim50": Case("sim50", f"{SLOW_LATENCY_MS} ms simulator upstream", "slow"),
+    "gap": Case("gap", f"simulator streams, {GAP_MS} ms between events", "gap"),
+    "hold": Case("hold", f"simulator streams, {HOLD_GAP_MS} ms between events", "hold"),
 }
-_MODEL = {"static": "bench-static", "sim": "bench-fast", "sim50": "bench-slow"}
+_MODEL = {"static": "bench-static", "sim": "bench-fast", "sim50": "bench-slow",
+          "gap": "bench-gap", "hold": "bench-hold"}
+FAULTS = {"slow": {"latency_ms": SLOW_LATENCY_MS}, "gap": {"chunk_delay_ms": GAP_MS},
+          "hold": {"chunk_delay_ms": HOLD_GAP_MS}}
 
 
 def render(template: str, out: Path, **values: object) -> Path:
@@ -103,19 +114,25 @@ def start_upstreams(sup: Supervisor, tmp: Path) -> Upstreams:
     static = sup.start("upstream-static-nginx", _nginx_argv(tmp, conf), core=LOAD_CORE)
     sim = sup.start(
         "upstream-simulator",
-        [str(REPO_DIR / ".venv/bin/routeguard"), "simulate", "--host", "127.0.0.1",
-         "--port", str(sim_port)],
+        [str(REPO_DIR / ".venv/bin/python"), "-m", "routeguard.simulator", "--host", "127.0.0.1",
+         "--port", str(sim_port), "--words", str(STREAM_WORDS)],
         core=LOAD_CORE,
     )
     wait_for_port(static, static_port, 10)
     wait_for_port(sim, sim_port, 30)
-    status, body = post_json(
-        f"http://127.0.0.1:{sim_port}/_sim/faults/slow", {"latency_ms": SLOW_LATENCY_MS},
-        method="PUT",
-    )
+    ups = Upstreams(static_port, sim_port, static, sim)
+    for target, fault in FAULTS.items():
+        set_fault(ups, target, fault)
+    return ups
+
+
+def set_fault(ups: Upstreams, target: str, fault: dict[str, object]) -> None:
+    """Set (replace) the simulator's fault for ``target``; ``{}`` heals it."""
+    status, body = post_json(f"http://127.0.0.1:{ups.sim_port}/_sim/faults/{target}", fault,
+                             method="PUT")
     if status != 200:
-        raise RuntimeError(f"simulator refused the latency fault: {status} {body[:200]!r}")
-    return Upstreams(static_port, sim_port, static, sim)
+        raise RuntimeError(f"simulator refused the fault {fault} on {target}: {status} "
+                           f"{body[:200]!r}")
 
 
 def _nginx_argv(tmp: Path, conf: Path) -> list[str]:
@@ -148,6 +165,17 @@ class Gateway:
 
 def litellm_installed() -> bool:
     return (LITELLM_VENV / "bin" / "litellm").exists()
+
+
+def start_routeguard(
+    sup: Supervisor, tmp: Path, ups: Upstreams, name: str, *, workers: int = 1,
+    cores: str | None = None,
+) -> Gateway:
+    """One more RouteGuard with the shipped defaults (the scale-out and memory cases)."""
+    gateway = _start_routeguard(sup, tmp, ups, name, access_log=True, workers=workers,
+                                cores=cores)
+    _check_answers(gateway, ups, "sk-bench")
+    return gateway
 
 
 def start_gateways(
@@ -189,7 +217,8 @@ def start_gateways(
 
 
 def _start_routeguard(
-    sup: Supervisor, tmp: Path, ups: Upstreams, name: str, *, access_log: bool
+    sup: Supervisor, tmp: Path, ups: Upstreams, name: str, *, access_log: bool,
+    workers: int = 1, cores: str | None = None,
 ) -> Gateway:
     port = free_port()
     conf = render("routeguard.yaml", tmp / f"{name}.yaml", PORT=port,
@@ -198,8 +227,9 @@ def _start_routeguard(
     proc = sup.start(
         name,
         [str(REPO_DIR / ".venv/bin/routeguard"), "serve", "--config", str(conf),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        core=GATEWAY_CORE, cwd=tmp,  # cwd: its audit log (DECISIONS.log) lands in the temp dir
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        # cwd: its audit log (DECISIONS.log) lands in the temp dir
+        core=GATEWAY_CORE if cores is None else cores, cwd=tmp,
     )
     wait_for_port(proc, port, 30)
     return Gateway(name, port, proc, False)

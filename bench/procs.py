@@ -28,6 +28,7 @@ __all__ = [
     "Supervisor",
     "free_port",
     "peak_rss_kib",
+    "rss_kib",
     "tree_cpu_s",
     "tree_pids",
     "tree_sched_s",
@@ -80,7 +81,7 @@ class Supervisor:
         name: str,
         argv: Sequence[str],
         *,
-        core: int | None,
+        core: int | str | None,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> Proc:
@@ -204,6 +205,15 @@ def tree_sched_s(root: int) -> float:
 
 def peak_rss_kib(root: int) -> int:
     """Sum of ``VmHWM`` over ``root``'s live process tree, in KiB."""
+    return _status_kib(root, "VmHWM:")
+
+
+def rss_kib(root: int) -> int:
+    """Sum of ``VmRSS`` (resident now) over ``root``'s live process tree, in KiB."""
+    return _status_kib(root, "VmRSS:")
+
+
+def _status_kib(root: int, key: str) -> int:
     total = 0
     for pid in tree_pids(root):
         try:
@@ -211,6 +221,6 @@ def peak_rss_kib(root: int) -> int:
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 total += int(line.split()[1])
     return total

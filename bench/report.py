@@ -104,6 +104,7 @@ class Report:
     rss_kib: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
+    sections: list[Any] = field(default_factory=list)  # cases.Section, in run order
 
     # -- analysis -------------------------------------------------------------------------
 
@@ -155,6 +156,8 @@ class Report:
                     stream.summary["total_p50_ms"] - direct_stream.summary["total_p50_ms"]
                 )
         self.targets = self._verdicts()
+        for section in self.sections:
+            self.targets += section.verdicts
 
     def _verdicts(self) -> list[dict[str, Any]]:
         others = [g for g in self.gateways() if g not in ("direct", GATEWAY)]
@@ -247,6 +250,10 @@ class Report:
             self._print_table(console, f"Load: {CASES[case].title}", *self.load_table(case))
         self._print_table(console, "Per gateway (CPU pooled over connection counts)",
                           *self.summary_table())
+        for section in self.sections:
+            self._print_table(console, section.title, section.head, section.rows)
+            if section.note:
+                console.print(f"  {section.note}")
         self._print_table(console, "Targets", *self.target_table())
         for note in self.notes:
             console.print(f"[yellow]note:[/] {note}")
@@ -268,6 +275,8 @@ class Report:
             "load": [r.to_json() for r in self.load],
             "streaming": [s.to_json() for s in self.streams],
             "peak_rss_kib": self.rss_kib,
+            **{section.key: {"note": section.note, "rows": section.data}
+               for section in self.sections},
             "pooled_cpu_us_per_request": {
                 c: {g: _num(self.pooled_cpu_us(c, g)) for g in self.gateways()}
                 for c in self.cases()
@@ -289,12 +298,15 @@ class Report:
                  f"{meta['loadavg_before'][0]:.2f}/{meta.get('loadavg_after', [math.nan])[0]:.2f}.",
                  ""]
         sections = [(f"Load: {CASES[c].title}", self.load_table(c)) for c in self.cases()]
-        sections += [("Per gateway", self.summary_table()), ("Targets", self.target_table())]
+        sections.append(("Per gateway", self.summary_table()))
+        sections += [(s.title, (s.head, s.rows)) for s in self.sections]
+        sections.append(("Targets", self.target_table()))
+        notes = {s.title: s.note for s in self.sections if s.note}
         for title, (head, rows) in sections:
             lines += [f"## {title}", "", "| " + " | ".join(head) + " |",
                       "|" + "|".join("---" for _ in head) + "|"]
             lines += ["| " + " | ".join(row) + " |" for row in rows]
-            lines.append("")
+            lines += ["", notes[title], ""] if title in notes else [""]
         if self.notes:
             lines += ["## Notes", "", *(f"- {n}" for n in self.notes), ""]
         return "\n".join(lines)

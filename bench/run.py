@@ -24,6 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from cases import (
+    measure_concurrent_streams,
+    measure_failover,
+    measure_memory,
+    measure_scaleout,
+)
+from chart import write_chart
 from gateways import (
     BENCH_DIR,
     CASES,
@@ -64,7 +71,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "or 1 with --quick)")
     parser.add_argument("--streams", type=int, default=None,
                         help="measured streams per gateway (default 1200, or 200 with --quick)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="seconds, not minutes: every case at toy sizes (the CI smoke test)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated parts to run: load, streams, concurrent, "
+                        "scaleout, memory, failover (default: all)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"directory for the results (default {RESULTS})")
     return parser.parse_args(argv)
+
+
+PARTS = ("load", "streams", "concurrent", "scaleout", "memory", "failover")
 
 
 class Plan:
@@ -77,12 +94,32 @@ class Plan:
         self.streams = args.streams or (200 if args.quick else 1200)
         self.stream_warmup = 50
         self.cases = ["static", "sim50"] if args.quick else ["static", "sim", "sim50"]
+        self.connections = CONNECTIONS
+        self.stream_clients: tuple[int, ...] = (16, 64)
+        self.memory_streams: tuple[int, ...] = (1000, 5000) if not args.quick else (1000,)
+        self.idle_connections = 1000
+        self.failover_s = 10.0 if not args.quick else 4.0
+        self.hold_gap_ms = 1000.0
+        self.parts = tuple(args.only.split(",")) if args.only else PARTS
+        if args.tiny:
+            self.duration_s, self.rounds, self.warmup_s = 1.0, 1, 1.0
+            self.streams, self.stream_warmup = 20, 5
+            self.cases, self.connections = ["static"], (1, 4)
+            self.stream_clients, self.memory_streams = (4,), (50,)
+            self.idle_connections, self.failover_s = 50, 1.0
+            self.hold_gap_ms = 50.0
+        unknown = set(self.parts) - set(PARTS)
+        if unknown:
+            raise SystemExit(f"--only: unknown parts {sorted(unknown)}; choose from {PARTS}")
 
     def budget_s(self, gateways: int) -> int:
-        per_case = len(CONNECTIONS) * self.rounds * self.duration_s + self.warmup_s
+        per_case = len(self.connections) * self.rounds * self.duration_s + self.warmup_s
         steps = len(self.cases) * gateways * per_case
+        concurrent = 2 * len(self.stream_clients) * self.rounds * gateways * (self.duration_s + 1)
+        extra = concurrent + 4 * self.rounds * self.duration_s + 4 * self.failover_s
+        extra += 2 * 40 * len(self.memory_streams) + 60
         # Startup (LiteLLM takes ~10-30 s), streams, and slack for a slow, shared machine.
-        return int(2 * steps + 240 + self.streams * gateways * 0.05)
+        return int(2 * (steps + extra) + 240 + self.streams * gateways * 0.05)
 
 
 class Timeout(Exception):
@@ -150,7 +187,7 @@ def measure_load(
         for g in gateways:
             run_wrk(sup, url=g.url(case, ups), script=scripts[g.name], connections=16,
                     duration_s=plan.warmup_s, core=LOAD_CORE)
-        for conns in CONNECTIONS:
+        for conns in plan.connections:
             results: dict[str, list[WrkResult]] = {g.name: [] for g in gateways}
             cpu = {g.name: CpuMeter(g) for g in gateways}
             for round_ in range(plan.rounds):
@@ -195,6 +232,34 @@ def measure_streams(plan: Plan, gateways: list[Gateway], ups: Upstreams, api_key
         )
 
 
+def measure_more(sup: Supervisor, tmp: Path, plan: Plan, gateways: list[Gateway],
+                 ups: Upstreams, api_key: str, report: Report) -> None:
+    """The cases of bench/cases.py, each adding its section to the report as it finishes."""
+    def log(line: str) -> None:
+        console.print(line)
+
+    # LiteLLM needs ~10 ms of CPU per request: thousands of streams would take minutes.
+    fast = [g for g in gateways if g.name != "litellm"]
+    if "concurrent" in plan.parts:
+        report.sections.append(measure_concurrent_streams(
+            gateways=fast, ups=ups, api_key=api_key, clients=plan.stream_clients,
+            duration_s=plan.duration_s, rounds=plan.rounds, log=log))
+    if "failover" in plan.parts:
+        routeguard = next(g for g in gateways if g.name == "routeguard")
+        report.sections.append(measure_failover(
+            sup=sup, tmp=tmp, gateway=routeguard, ups=ups, api_key=api_key,
+            duration_s=plan.failover_s, log=log))
+    if "memory" in plan.parts:
+        report.sections.append(measure_memory(
+            gateways=[g for g in fast if g.name in ("nginx", "routeguard")], ups=ups,
+            api_key=api_key, streams=plan.memory_streams, idle=plan.idle_connections, log=log,
+            hold_gap_ms=plan.hold_gap_ms))
+    if "scaleout" in plan.parts:
+        report.sections.append(measure_scaleout(
+            sup=sup, tmp=tmp, ups=ups, api_key=api_key, duration_s=plan.duration_s,
+            rounds=plan.rounds, log=log))
+
+
 def _sample_rss(report: Report, g: Gateway) -> None:
     if g.proc is not None and g.proc.alive():
         report.rss_kib[g.name] = max(report.rss_kib.get(g.name, 0), peak_rss_kib(g.proc.pid))
@@ -234,6 +299,7 @@ def _source_version() -> str:
 
 def run(args: argparse.Namespace) -> int:
     plan = Plan(args)
+    results = args.results or RESULTS
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     report = Report(meta={
@@ -241,9 +307,15 @@ def run(args: argparse.Namespace) -> int:
         "command": " ".join(["bench/run.py", *sys.argv[1:]]),
         "duration_s": plan.duration_s, "rounds": plan.rounds, "warmup_s": plan.warmup_s,
         "streams": plan.streams,
-        "cases": plan.cases, "connections": list(CONNECTIONS),
+        "cases": plan.cases, "connections": list(plan.connections), "parts": list(plan.parts),
+        "stream_clients": list(plan.stream_clients),
+        "memory_streams": list(plan.memory_streams),
+        "idle_connections": plan.idle_connections, "failover_s": plan.failover_s,
+        "hold_gap_ms": plan.hold_gap_ms,
         "gateway_core": GATEWAY_CORE, "load_core": LOAD_CORE, "cpus": os.cpu_count(),
         "loadavg_before": os.getloadavg(), "routeguard_source": _source_version(),
+        # Set to run the gateways from another source tree (a before/after comparison).
+        "pythonpath": os.environ.get("PYTHONPATH"),
     })
     if (os.cpu_count() or 1) < 2:
         console.print("[red]needs at least 2 cores (gateway on 0, load on 1)[/]")
@@ -274,8 +346,12 @@ def run(args: argparse.Namespace) -> int:
         for g in gateways:
             _sample_rss(report, g)  # at rest, before any load
         report.meta["rss_kib_idle"] = dict(report.rss_kib)
-        measure_load(sup, tmp, plan, gateways=gateways, ups=ups, api_key=api_key, report=report)
-        measure_streams(plan, gateways, ups, api_key, report)
+        if "load" in plan.parts:
+            measure_load(sup, tmp, plan, gateways=gateways, ups=ups, api_key=api_key,
+                         report=report)
+        if "streams" in plan.parts:
+            measure_streams(plan, gateways, ups, api_key, report)
+        measure_more(sup, tmp, plan, gateways, ups, api_key, report)
     except KeyboardInterrupt:
         failed = "interrupted"
     except Exception as exc:
@@ -285,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         sup.stop_all()
-        logs = RESULTS / f"logs-{stamp}"
+        logs = results / f"logs-{stamp}"
         findings = keep_logs(tmp, logs)
     _note_logs(report, findings)
     report.meta["loadavg_after"] = os.getloadavg()
@@ -294,10 +370,12 @@ def run(args: argparse.Namespace) -> int:
         report.notes.insert(0, f"RUN INCOMPLETE: {failed}")
     report.analyse()
     report.print(console)
-    json_path, md_path = report.write(RESULTS, f"run-{stamp}")
-    console.print(f"results: {json_path.relative_to(BENCH_DIR.parent)}, "
-                  f"{md_path.relative_to(BENCH_DIR.parent)}; logs: "
-                  f"{logs.relative_to(BENCH_DIR.parent)}; {report.meta['elapsed_s']} s")
+    json_path, md_path = report.write(results, f"run-{stamp}")
+    chart = write_chart(report.to_json(), results / f"run-{stamp}.png")
+    if chart is None:
+        console.print("no chart: matplotlib is not installed (pip install -e '.[bench]')")
+    console.print(f"results: {json_path}, {md_path}, {chart}; logs: {logs}; "
+                  f"{report.meta['elapsed_s']} s")
     return 1 if failed else 0
 
 

@@ -132,15 +132,17 @@ async def _one(conn: _Conn, request: bytes) -> tuple[float, float, bool]:
     return (first - start) * 1e3, (end - start) * 1e3, keep
 
 
-def _request(url: str, model: str, api_key: str) -> bytes:
+def _request(url: str, model: str, api_key: str, *, max_tokens: int = 16,
+             stream: bool = True) -> bytes:
     parts = urlsplit(url)
     body = json.dumps({
         "model": model, "messages": [{"role": "user", "content": "hello"}],
-        "max_tokens": 16, "stream": True,
+        "max_tokens": max_tokens, "stream": stream,
     }).encode()
     head = (
         f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+        f"Content-Type: application/json\r\n"
+        f"Accept: {'text/event-stream' if stream else 'application/json'}\r\n"
         f"Authorization: Bearer {api_key}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body

@@ -100,6 +100,10 @@ def test_demo_outage_is_absorbed_and_recovers():
     assert "outage of azure-gpt4-turbo: breaker opened" in out
     assert "circuit_breaker" not in result.stderr  # log lines would tear the live view apart
     assert "recovery: breaker closed" in out
+    # The summary says why "actual" drifted from "target" (rich may wrap the line).
+    summary = " ".join(out.split())
+    assert "actual share differs from target because azure-gpt4-turbo was out" in summary
+    assert "(target 60/30/10%" in summary
 
 
 def test_demo_rejects_unknown_outage_deployment():

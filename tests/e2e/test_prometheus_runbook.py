@@ -62,7 +62,8 @@ Vector = list[dict[str, Any]]
 def router_config(sim: Simulator) -> str:
     # The breaker opens at an 80% error rate over its 30 s window, so a provider that served a
     # few dozen requests before failing keeps failing over several 1 s scrapes before it opens:
-    # the error counters then rise between scrapes, which is what rate() measures.
+    # the error counters then rise between scrapes, which is what rate() measures. (A run of
+    # failures would open it sooner: that rule is set out of the way here.)
     return (
         "routing:\n"
         "  timeout_s: 5\n"
@@ -70,6 +71,7 @@ def router_config(sim: Simulator) -> str:
         "  retry_backoff_s: 0\n"
         "  circuit_breaker_error_rate: 0.8\n"
         "  circuit_breaker_min_requests: 5\n"
+        "  circuit_breaker_consecutive_failures: 1000\n"
         "  circuit_breaker_window_s: 30\n"
         "  cooldown_s: 600\n"
         "server:\n  access_log: false\n"

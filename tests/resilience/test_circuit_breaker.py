@@ -67,6 +67,8 @@ def make(policy: BreakerPolicy | None = None) -> Rig:
 
 # -- opening on the error rate -------------------------------------------------------------
 
+ONLY_RATE = BreakerPolicy(failures_to_open=1000)
+
 
 @pytest.mark.parametrize(
     ("policy", "outcomes", "expected"),
@@ -76,11 +78,17 @@ def make(policy: BreakerPolicy | None = None) -> Rig:
         pytest.param(BreakerPolicy(), [S] * 7 + [F] * 3, OPEN, id="0.30-over-10"),
         pytest.param(BreakerPolicy(), [S] * 8 + [F] * 2, CLOSED, id="0.20-over-10"),
         pytest.param(BreakerPolicy(), [S] * 9 + [F] * 3, OPEN, id="exactly-at-threshold"),
-        pytest.param(BreakerPolicy(), [S] * 100 + [F] * 30, CLOSED, id="0.23-over-130"),
+        # The two long failure runs below would trip failures_to_open (tested on its own).
+        pytest.param(ONLY_RATE, [S] * 100 + [F] * 30, CLOSED, id="0.23-over-130"),
         pytest.param(BreakerPolicy(min_requests=1), [F], OPEN, id="min-requests-1"),
         pytest.param(BreakerPolicy(error_rate=0.5), [S] * 6 + [F] * 5, CLOSED, id="0.45<0.5"),
         pytest.param(BreakerPolicy(error_rate=0.5), [S] * 5 + [F] * 5, OPEN, id="0.5>=0.5"),
-        pytest.param(BreakerPolicy(error_rate=1.0), [S] + [F] * 20, CLOSED, id="rate-1-needs-all"),
+        pytest.param(
+            BreakerPolicy(error_rate=1.0, failures_to_open=1000),
+            [S] + [F] * 20,
+            CLOSED,
+            id="rate-1-needs-all",
+        ),
         pytest.param(BreakerPolicy(), [F] * 9 + [IGN] * 5, CLOSED, id="ignored-not-counted"),
         pytest.param(BreakerPolicy(), [F] * 9 + [S], CLOSED, id="opens-on-failures-only"),
     ],
@@ -103,6 +111,30 @@ def test_opens_on_the_failure_that_crosses_the_threshold() -> None:
         ("dep-a", CLOSED, OPEN, "error_rate 0.25 >= 0.25 over 12 requests"),
     ]
     assert rig.breaker.try_acquire() is None
+
+
+def test_a_run_of_failures_opens_despite_a_window_full_of_successes() -> None:
+    """Under load the window holds thousands of pre-outage successes; the run opens it anyway."""
+    rig = make(BreakerPolicy(failures_to_open=5))
+    rig.send(*[S] * 1000, *[F] * 4)
+    assert rig.breaker.state is CLOSED  # 4 / 1004 is far below the error rate
+    rig.send(F)
+    assert rig.breaker.state is OPEN
+    assert rig.reasons == ["5 consecutive failures"]
+
+
+def test_a_success_ends_the_failure_run() -> None:
+    rig = make(BreakerPolicy(failures_to_open=3, min_requests=100))
+    rig.send(F, F, S, F, F, S, F, F)
+    assert rig.breaker.state is CLOSED
+    rig.send(F)
+    assert rig.breaker.state is OPEN
+
+
+def test_the_default_run_is_longer_than_min_requests() -> None:
+    """The error rate decides first on a quiet deployment; the run only matters under load."""
+    policy = BreakerPolicy()
+    assert policy.failures_to_open > policy.min_requests
 
 
 # -- the sliding window ----------------------------------------------------------------------
@@ -630,6 +662,7 @@ def test_apply_remote_ignores_outcomes_admitted_before() -> None:
         {"cooldown_s": -1.0},
         {"half_open_probes": 0},
         {"refusals_to_open": 0},
+        {"failures_to_open": 0},
         {"rate_limit_cooldown_s": -1.0},
         {"max_rate_limit_cooldown_s": -1.0},
     ],

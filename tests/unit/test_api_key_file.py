@@ -28,7 +28,8 @@ def test_key_read_relative_to_the_config_file_and_stripped(tmp_path: Path) -> No
     (tmp_path / "secrets" / "openai").write_text("sk-file-key\n")
     config = load_config(write(tmp_path))
     key = config.deployments["openai-a"].api_key
-    assert key is not None and key.get_secret_value() == "sk-file-key"
+    assert key is not None
+    assert key.get_secret_value() == "sk-file-key"
     assert key_file_paths(config, str(tmp_path / "router.yaml")) == [tmp_path / "secrets/openai"]
     assert "sk-file-key" not in config.model_dump_json()
 
@@ -45,6 +46,8 @@ def test_missing_or_empty_key_file_names_the_key(tmp_path: Path) -> None:
 
 
 def test_key_and_key_file_together_are_refused(tmp_path: Path) -> None:
-    text = CONFIG.replace("api_key_file: secrets/openai", 'api_key: "x", api_key_file: secrets/openai')
+    text = CONFIG.replace(
+        "api_key_file: secrets/openai", 'api_key: "x", api_key_file: secrets/openai'
+    )
     with pytest.raises(ConfigError, match="not both"):
         load_config(write(tmp_path, text))

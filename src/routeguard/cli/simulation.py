@@ -18,13 +18,18 @@ def simulate(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Listen port.")] = 9000,
     seed: Annotated[int | None, typer.Option(help="Seed for fault injection randomness.")] = None,
+    words: Annotated[int, typer.Option(min=1, help="Words per generated answer.")] = 12,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(help="Accept only this key, as the real provider would (repeatable)."),
+    ] = None,
 ) -> None:
     """Run the provider simulator (OpenAI, Azure OpenAI and Anthropic wire formats)."""
     from routeguard.simulator import run_simulator
 
     typer.echo(f"simulator on http://{host}:{port} (control API: /_sim/faults, /_sim/stats)")
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(run_simulator(host, port, seed=seed))
+        uvloop.run(run_simulator(host, port, seed=seed, api_keys=api_key or None, words=words))
 
 
 @app.command()

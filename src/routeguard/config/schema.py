@@ -66,6 +66,9 @@ class RoutingConfig(_Frozen):
     circuit_breaker_error_rate: float = Field(default=0.25, gt=0, le=1)
     circuit_breaker_window_s: Seconds = 30.0
     circuit_breaker_min_requests: int = Field(default=10, ge=1)
+    # Failures in a row that open a breaker at once (a window full of old successes hides an
+    # outage from the error rate under load).
+    circuit_breaker_consecutive_failures: int = Field(default=20, ge=1)
     half_open_probes: int = Field(default=1, ge=1)
     cooldown_s: Seconds = 60.0
     rate_limit_cooldown_s: Seconds = 5.0

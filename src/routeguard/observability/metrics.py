@@ -17,7 +17,10 @@ metrics endpoint eats a Prometheus server:
 
 The per-request path goes through small handle objects (:class:`DeploymentMetrics`,
 :class:`GroupMetrics`) that hold the labelled children, so a request pays for a dict lookup and
-an increment, not for ``labels()`` (which validates, joins and locks on every call).
+an increment, not for ``labels()`` (which validates, joins and locks on every call). The
+families the request path touches are lock-free accumulators (:mod:`.accumulators`) rendered
+by a custom collector, identical on the wire to prometheus-client's own; gauges and the rare
+event counters stay prometheus-client objects.
 """
 
 from __future__ import annotations
@@ -31,11 +34,16 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
 
 from routeguard import __version__
+from routeguard.observability.accumulators import (
+    AccumulatorCollector,
+    CounterChild,
+    CounterFamily,
+    HistogramFamily,
+)
 
 __all__ = [
     "BREAKER_CLOSED",
@@ -139,7 +147,7 @@ class DeploymentMetrics:
         # The outage reasons start at zero, so rate() sees an outage's very first errors (a
         # series born already above zero hides its first increment from Prometheus); the rarer
         # reasons are created on first use, to keep the scrape small.
-        self._errors: dict[str, Counter] = {
+        self._errors: dict[str, CounterChild] = {
             reason: metrics.errors.labels(model_group, deployment, provider, reason)
             for reason in OUTAGE_REASONS
         }
@@ -194,7 +202,7 @@ class GroupMetrics:
     def __init__(self, metrics: RouterMetrics, model_group: str) -> None:
         self._model_group = model_group
         self._client_family = metrics.client_requests
-        self._client: dict[int, Counter] = {}
+        self._client: dict[int, CounterChild] = {}
         self._latency = {c: metrics.latency.labels(c, model_group) for c in LATENCY_COMPONENTS}
         self._retries = metrics.retries.labels(model_group)
         self._fallbacks = metrics.fallbacks
@@ -202,7 +210,7 @@ class GroupMetrics:
         for status in WARM_STATUSES:
             self._client_child(status)
 
-    def _client_child(self, status: int) -> Counter:
+    def _client_child(self, status: int) -> CounterChild:
         child = self._client.get(status)
         if child is None:
             if not 100 <= status <= 599:
@@ -248,32 +256,28 @@ class RouterMetrics:
         self._groups: dict[str, GroupMetrics] = {}
 
         dep = ["model_group", "deployment", "provider"]
-        self.requests = Counter(
+        self.requests = CounterFamily(
             "router_requests_total",
             "Upstream attempts, one per try at one deployment (retries count again).",
             dep,
-            registry=registry,
         )
-        self.errors = Counter(
+        self.errors = CounterFamily(
             "router_errors_total",
             "Failed upstream attempts by reason: " + ", ".join(sorted(ERROR_REASONS)) + ", other.",
             [*dep, "reason"],
-            registry=registry,
         )
-        self.client_requests = Counter(
+        self.client_requests = CounterFamily(
             "router_client_requests_total",
             "Client requests by the HTTP status the client got; model_group is 'unknown' when "
             "the request named no configured group.",
             ["model_group", "status"],
-            registry=registry,
         )
-        self.latency = Histogram(
+        self.latency = HistogramFamily(
             "router_latency_seconds",
             "Request latency by component: total (end to end), upstream (provider time), "
             "overhead (RouteGuard's own time), ttft (time to first streamed token).",
             ["component", "model_group"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            LATENCY_BUCKETS,
         )
         self.breaker_state_gauge = Gauge(
             "router_circuit_breaker_state",
@@ -299,29 +303,38 @@ class RouterMetrics:
             ["deployment"],
             registry=registry,
         )
-        self.retries = Counter(
+        self.retries = CounterFamily(
             "router_retries_total",
             "Retries: attempts after the first within a model group.",
             ["model_group"],
-            registry=registry,
         )
-        self.fallbacks = Counter(
+        self.fallbacks = CounterFamily(
             "router_fallbacks_total",
             "Requests passed from a model group to its fallback group.",
             ["model_group", "fallback_group"],
-            registry=registry,
         )
-        self.tokens = Counter(
+        self.tokens = CounterFamily(
             "router_tokens_total",
             "Tokens used, by kind (prompt, completion), as reported by the provider.",
             ["model_group", "deployment", "kind"],
-            registry=registry,
         )
-        self.cost_usd = Counter(
+        self.cost_usd = CounterFamily(
             "router_cost_usd_total",
             "Spend in US dollars, from the configured per-token prices.",
             ["model_group", "deployment"],
-            registry=registry,
+        )
+        AccumulatorCollector(
+            registry,
+            [
+                self.requests,
+                self.errors,
+                self.client_requests,
+                self.latency,
+                self.retries,
+                self.fallbacks,
+                self.tokens,
+                self.cost_usd,
+            ],
         )
         self.effective_weight_gauge = Gauge(
             "router_effective_weight",

@@ -92,6 +92,8 @@ class DemoStats:
 
     started: float = field(default_factory=time.monotonic)
     served: Counter[str] = field(default_factory=Counter)
+    # Requests served while the scripted outage ran (which is why "actual" drifts from "target").
+    served_in_outage: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     streams: int = 0
@@ -110,6 +112,8 @@ class DemoStats:
 
     def record(self, deployment: str, latency_ms: float) -> None:
         self.served[deployment] += 1
+        if self.outage_began is not None and self.outage_ended is None:
+            self.served_in_outage[deployment] += 1
         self.latencies_ms.setdefault(deployment, []).append(latency_ms)
 
 
@@ -198,7 +202,7 @@ def _view(
         if stats.outage_began is None:
             phase = f"outage of {outage.deployment} at {outage.start_s:.0f}s"
         elif stats.outage_ended is None:
-            phase = f"OUTAGE: {outage.deployment} answers 503"
+            phase = f"OUTAGE: {outage.deployment} answers 503 (its share goes to the others)"
         else:
             phase = f"{outage.deployment} is back"
     summary = Text(
@@ -210,7 +214,25 @@ def _view(
     return Group(table, summary)
 
 
-def _report(stats: DemoStats, outage: Outage | None) -> str:
+def _split_note(stats: DemoStats, outage: Outage, weights: dict[str, float]) -> str:
+    """Why "actual" differs from "target": the failing deployment served nothing while it was
+    out, so its share went to the others; outside the outage the split follows the weights."""
+    during = sum(stats.served_in_outage.values())
+    outside = {name: stats.served[name] - stats.served_in_outage[name] for name in weights}
+    outside_total = sum(outside.values()) or 1
+    weight_total = sum(weights.values()) or 1
+    failing = stats.served_in_outage[outage.deployment]
+    shares = "/".join(f"{100 * outside[n] / outside_total:.0f}" for n in weights)
+    targets = "/".join(f"{100 * w / weight_total:.0f}" for w in weights.values())
+    return (
+        f"traffic split: actual share differs from target because {outage.deployment} was out: "
+        f"it served {failing} of {during} requests ({100 * failing / (during or 1):.0f}%) during "
+        f"the outage, the others took its share. Outside the outage the split was {shares}% "
+        f"(target {targets}%, {' / '.join(weights)})."
+    )
+
+
+def _report(stats: DemoStats, outage: Outage | None, weights: dict[str, float]) -> str:
     lines = [
         f"demo finished: {stats.total} requests ({stats.streams} streamed), "
         f"client-visible errors: {stats.client_errors}"
@@ -229,6 +251,7 @@ def _report(stats: DemoStats, outage: Outage | None) -> str:
             )
         elif stats.outage_ended is not None:
             lines.append("recovery: the breaker had not closed again when the demo ended")
+        lines.append(_split_note(stats, outage, weights))
     return "\n".join(lines)
 
 
@@ -280,5 +303,5 @@ async def run_demo(
             await app.close(drain_timeout_s=2)
         await simulator.stop()
     console.line()
-    console.print(_report(stats, outage))
+    console.print(_report(stats, outage, weights))
     return stats

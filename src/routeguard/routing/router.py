@@ -11,8 +11,9 @@ How one request is served (every provider alike):
    saturated one (bounded), or the group is unavailable: all breakers open (503 with
    ``Retry-After`` at the soonest half-open time) or all saturated (429 with ``Retry-After``).
 3. A retryable failure is retried on another deployment (never the one that just failed when
-   another is there), up to ``num_retries`` times, after a jittered exponential backoff, all
-   within the request's overall deadline. A client error is returned at once.
+   another is there), up to ``num_retries`` times, all within the request's overall deadline:
+   at once while an untried deployment is left, after a jittered exponential backoff once only
+   deployments that already failed remain. A client error is returned at once.
 4. When the group cannot serve, its fallback groups are tried in order: ``fallbacks`` for
    outages, ``context_window_fallbacks`` and ``content_policy_fallbacks`` for those errors.
 5. A stream counts as served only once its first chunk has arrived, so a stream that fails
@@ -292,7 +293,10 @@ class Router:
         for attempt in range(self.settings.num_retries + 1):
             if attempt:
                 self.hooks.retried(name)
-                await self._backoff(attempt, deadline, group_failures[-1])
+                # Backoff spares a struggling deployment; a sibling not yet tried needs no wait,
+                # and waiting there cost a third of the throughput in the failover bench.
+                untried = any(d not in tried and d not in unable for d in candidates)
+                await self._backoff(0 if untried else attempt, deadline, group_failures[-1])
             try:
                 usable = [d for d in candidates if d not in unable]
                 deployment, permit = await self._admit(name, usable, tried, deadline)
@@ -316,7 +320,7 @@ class Router:
         raise AttemptsFailedError(group_failures)
 
     async def _backoff(self, attempt: int, deadline: float, last: RouteGuardError) -> None:
-        delay = self.settings.backoff.delay(attempt, self._rng)
+        delay = self.settings.backoff.delay(attempt, self._rng) if attempt else 0.0
         if self.clock() + delay >= deadline:
             raise last
         if delay > 0:

@@ -83,6 +83,7 @@ def breaker_policy(config: DeploymentConfig, routing: RoutingConfig) -> BreakerP
         min_requests=routing.circuit_breaker_min_requests,
         cooldown_s=config.cooldown_s or routing.cooldown_s,
         half_open_probes=routing.half_open_probes,
+        failures_to_open=routing.circuit_breaker_consecutive_failures,
         rate_limit_cooldown_s=routing.rate_limit_cooldown_s,
     )
 

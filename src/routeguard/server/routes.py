@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import unquote
 
 import orjson
 
@@ -22,6 +23,7 @@ from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
 from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
+from routeguard.server.console import ConsoleRoutes
 from routeguard.server.health import HealthRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
@@ -36,6 +38,7 @@ log = logging.getLogger("routeguard.routes")
 DEPLOYMENT_HEADER = "x-routeguard-deployment"
 ATTEMPTS_HEADER = "x-routeguard-attempts"
 REQUEST_ID_HEADER = "x-request-id"
+_MODEL_PATHS = ("/v1/models/", "/models/")
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"
 _ids = random.Random()
 
@@ -86,11 +89,14 @@ class Routes:
             "/health/ready": {"GET": health.ready},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
+            **ConsoleRoutes().table(),
         }
 
     async def dispatch(self, request: Request) -> Response | StreamingResponse:
         methods = self.table.get(request.path)
         if methods is None:
+            if request.path.startswith(_MODEL_PATHS) and request.method == "GET":
+                return self.model(request.path.partition("/models/")[2])
             return plain_error(
                 404, f"Unknown path {request.path}", "invalid_request_error", "not_found"
             )
@@ -190,6 +196,29 @@ class Routes:
             for name in self.app.router.groups
         ]
         return Response(200, orjson.dumps({"object": "list", "data": data}))
+
+    def model(self, model_id: str) -> Response:
+        """``GET /v1/models/{id}``: one model group, or OpenAI's 404 for an unknown id."""
+        name = unquote(model_id)
+        if name not in self.app.router.groups:
+            return Response(
+                404,
+                orjson.dumps(
+                    error_envelope(
+                        f"The model '{name}' does not exist",
+                        "invalid_request_error",
+                        param="model",
+                        code="model_not_found",
+                    )
+                ),
+            )
+        entry = {
+            "id": name,
+            "object": "model",
+            "created": int(self.app.started_at),
+            "owned_by": "routeguard",
+        }
+        return Response(200, orjson.dumps(entry))
 
 
 def _meta(routed: Routed[T]) -> tuple[str, int]:
