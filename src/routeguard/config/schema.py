@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.clients.schema import ClientsConfig
+
 __all__ = [
     "AdminConfig",
     "Config",
@@ -189,6 +191,7 @@ class Config(_Frozen):
 
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    clients: ClientsConfig | None = None
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)

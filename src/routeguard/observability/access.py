@@ -56,6 +56,7 @@ class AccessLog:
         latency_ms: float,
         upstream_ms: float,
         ttft_ms: float | None = None,
+        key_id: str | None = None,
     ) -> None:
         if not self.enabled:
             return
@@ -70,6 +71,8 @@ class AccessLog:
         }
         if ttft_ms is not None:
             fields["ttft_ms"] = round(ttft_ms, 3)
+        if key_id is not None:
+            fields["key_id"] = key_id
         if self.stream is None:
             self._logger.info("request", extra=fields)  # the handler's filter redacts
             return

@@ -22,6 +22,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from routeguard import __version__
+from routeguard.clients import ClientGuard
 from routeguard.config.loader import key_file_paths, load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
@@ -83,6 +84,9 @@ class RouteGuardApp:
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
         self.audit_log = AuditLog(config.admin.audit_log)
+        self.clients = ClientGuard(self.metrics.registry, clock=clock)
+        _configure_clients(self.clients, config, config_path)
+        self.status_sections["keys"] = self.clients.status_section
         self.routes = Routes(self)
         self.http_metrics = HttpMetrics(self.metrics.registry)
         self.server = build_http_server(self.routes.dispatch, config.server, self.http_metrics)
@@ -175,6 +179,7 @@ class RouteGuardApp:
             )
         if config.server != old.server:
             log.warning("server settings changed; they take effect after a restart")
+        _configure_clients(self.clients, config, self.config_path)
         previous = (self.weight_overrides, self.router)
         self.weight_overrides = kept
         try:
@@ -263,6 +268,13 @@ class RouteGuardApp:
         await self.server.close(timeout)
         await self.pool.close()
         self.access_log.flush()
+
+
+def _configure_clients(guard: ClientGuard, config: Config, path: str | Path | None) -> None:
+    try:
+        guard.configure(config.clients)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path or "<config>"), "clients", str(exc)) from exc
 
 
 def _fingerprint(config: Config) -> str:

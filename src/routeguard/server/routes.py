@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from routeguard.clients.guard import OPEN_TICKET, Ticket
 from routeguard.errors import AttemptsFailedError, RouteGuardError, UpstreamError
 from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
@@ -25,6 +26,7 @@ from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.health import HealthRoutes
+from routeguard.server.keys_admin import KeyAdminRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
@@ -90,12 +92,17 @@ class Routes:
             "/metrics": {"GET": health.metrics},
             **admin.table(),
             **ConsoleRoutes().table(),
+            **KeyAdminRoutes(app).table(),
         }
 
     async def dispatch(self, request: Request) -> Response | StreamingResponse:
         methods = self.table.get(request.path)
         if methods is None:
             if request.path.startswith(_MODEL_PATHS) and request.method == "GET":
+                try:
+                    self.app.clients.identify(request.headers)
+                except RouteGuardError as exc:
+                    return error_response(exc)
                 return self.model(request.path.partition("/models/")[2])
             return plain_error(
                 404, f"Unknown path {request.path}", "invalid_request_error", "not_found"
@@ -133,17 +140,22 @@ class Routes:
             self._account(response, trace, started, request_id)
             return response
         handed_over = False
+        ticket = OPEN_TICKET
         try:
+            ticket = app.clients.admit(request.headers)
+            trace.key_id = ticket.key_id
             if stream_capable:
                 chat = parse_chat_request(request.body)
+                ticket.allow_model(chat.model)
                 if chat.stream:
-                    opened = await self._open_stream(chat, trace, started, request_id)
+                    opened = await self._open_stream(chat, trace, started, request_id, ticket)
                     handed_over = isinstance(opened, StreamingResponse)
                     return opened
                 routed_chat = await app.router.chat(chat, trace)
                 body, routed = routed_chat.value.body, _meta(routed_chat)
             else:
                 embedding = parse_embedding_request(request.body)
+                ticket.allow_model(embedding.model)
                 routed_bytes = await app.router.embed(embedding, trace)
                 body, routed = routed_bytes.value, _meta(routed_bytes)
             answer = Response(200, body, _headers(routed, request_id))
@@ -157,11 +169,12 @@ class Routes:
         finally:
             if not handed_over:
                 app.in_flight.leave()
+                ticket.finish(trace)
         self._account(answer, trace, started, request_id)
         return answer
 
     async def _open_stream(
-        self, chat: ChatRequest, trace: Trace, started: float, request_id: str
+        self, chat: ChatRequest, trace: Trace, started: float, request_id: str, ticket: Ticket
     ) -> Response | StreamingResponse:
         try:
             routed = await self.app.router.open_chat_stream(chat, trace)
@@ -175,6 +188,7 @@ class Routes:
 
         def finished(status: int) -> None:
             app.in_flight.leave()
+            ticket.finish(trace)
             total_s = time.perf_counter() - started
             app.reporter.client_request(
                 trace.group, status, trace, total_s, request_id=request_id, ttft_s=ttft_s
@@ -191,9 +205,11 @@ class Routes:
 
     async def models(self, request: Request) -> Response:
         created = int(self.app.started_at)
+        key = self.app.clients.identify(request.headers)  # a key sees the groups it may use
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "routeguard"}
             for name in self.app.router.groups
+            if key is None or key.allowed is None or name in key.allowed
         ]
         return Response(200, orjson.dumps({"object": "list", "data": data}))
 

@@ -24,6 +24,7 @@ from routeguard.errors import ConfigError
 from routeguard.observability.access import AccessLog
 from routeguard.observability.logs import LogFormat, configure_logging
 from routeguard.server.app import RouteGuardApp
+from routeguard.server.listening import open_port_warning
 
 __all__ = ["serve", "serve_forever"]
 
@@ -49,6 +50,9 @@ async def serve_forever(
     bound = await app.start(host, port, reuse_port=reuse_port)
     _settle_gc()
     log.info("listening", extra={"host": host or config.server.host, "port": bound})
+    warning = open_port_warning(host or config.server.host, app.clients.enabled)
+    if warning is not None:
+        log.warning(warning)
     if on_ready is not None:
         on_ready(app)
     stop = asyncio.Event()
@@ -100,7 +104,13 @@ def serve(
     log_format: LogFormat = "json",
 ) -> None:
     """Serve in this process, or in ``workers`` processes sharing the port (``SO_REUSEPORT``)."""
-    load_config(config_path)  # fail fast, once, with the config error, before forking
+    config = load_config(config_path)  # fail fast, once, with the config error, before forking
+    warning = open_port_warning(
+        host or config.server.host, bool(config.clients and config.clients.keys)
+    )
+    if warning is not None:  # once, on the terminal, before any worker starts
+        sys.stderr.write(f"\n{'!' * 78}\n!! {warning}\n{'!' * 78}\n\n")
+        sys.stderr.flush()
     if workers <= 1:
         _worker(config_path, host, port, False, log_format)
         return
