@@ -111,13 +111,19 @@ def test_openai_sdk_bearer_and_anthropic_sdk_x_api_key_both_work(keyed_router, k
     assert [m.id for m in models.data] == ["other-group"]  # a key sees only its groups
     with pytest.raises(anthropic.AuthenticationError):
         ant(keyed_router, "rg-wrong").models.list()
-    # A chat completion sent by the anthropic SDK's client, authenticated by x-api-key.
-    reply = ant(keyed_router, keys.open).post(
-        "/v1/chat/completions",
-        body={"model": "gpt-4-turbo", "messages": MESSAGES},
-        cast_to=dict[str, object],
+    # The Anthropic Messages API, as the anthropic SDK calls it, authenticated by x-api-key.
+    message = ant(keyed_router, keys.open).messages.create(
+        model="gpt-4-turbo", max_tokens=64, messages=MESSAGES
     )
-    assert reply["choices"][0]["message"]["content"]
+    assert message.content[0].text
+    with pytest.raises(anthropic.AuthenticationError):
+        ant(keyed_router, "rg-wrong").messages.create(
+            model="gpt-4-turbo", max_tokens=64, messages=MESSAGES
+        )
+    with pytest.raises(anthropic.PermissionDeniedError):
+        ant(keyed_router, keys.narrow).messages.create(
+            model="gpt-4-turbo", max_tokens=64, messages=MESSAGES
+        )
 
 
 def test_model_groups_outside_the_allowed_list_are_403(keyed_router, keys):

@@ -65,6 +65,7 @@ def test_json_request_line() -> None:
         "logger": "routeguard.requests",
         "event": "request",
         "request_id": "req-1",
+        "api": "chat",
         "model_group": "gpt-4",
         "deployment": "openai-gpt4",
         "attempts": 2,
@@ -105,7 +106,7 @@ def test_text_format_has_the_same_fields() -> None:
     line = stream.getvalue().rstrip("\n")
     assert "\n" not in line
     assert re.fullmatch(
-        r"ts=\S+ level=INFO logger=routeguard\.requests event=request request_id=req-1"
+        r"ts=\S+ level=INFO logger=routeguard\.requests event=request request_id=req-1 api=chat"
         r" model_group=gpt-4 deployment=openai-gpt4 attempts=1 status=200 latency_ms=5"
         r" upstream_ms=4",
         line,

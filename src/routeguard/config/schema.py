@@ -25,6 +25,7 @@ from routeguard.clients.schema import ClientsConfig
 
 __all__ = [
     "AdminConfig",
+    "BatchingConfig",
     "Config",
     "DeploymentConfig",
     "ProviderName",
@@ -80,6 +81,13 @@ class RoutingConfig(_Frozen):
     latency_buffer: float = Field(default=0.2, ge=0)
 
 
+class BatchingConfig(_Frozen):
+    """Embedding micro-batching for a local (``vllm``) deployment: see providers/batching.py."""
+
+    max_batch_size: int = Field(default=32, ge=2, le=2048)
+    max_wait_ms: float = Field(default=5.0, gt=0, le=10_000, allow_inf_nan=False)
+
+
 class DeploymentConfig(_Frozen):
     """One upstream: a provider, the model it serves, where it lives and how to authenticate."""
 
@@ -110,6 +118,7 @@ class DeploymentConfig(_Frozen):
     azure_deployment: str | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     drop_unsupported_params: bool = False
+    batching: BatchingConfig | None = None
 
     @field_validator("api_base")
     @classmethod
@@ -216,6 +225,13 @@ class Config(_Frozen):
             ca_file = deployment.tls_ca_file
             if ca_file is not None and not Path(ca_file).is_file():
                 problems.append((f"deployments.{name}.tls_ca_file", f"no such file: {ca_file}"))
+            if deployment.batching is not None and deployment.provider != "vllm":
+                problems.append(
+                    (
+                        f"deployments.{name}.batching",
+                        "embedding batching is for local servers: only provider vllm",
+                    )
+                )
             if deployment.api_base is None and deployment.provider in ("vllm", "azure"):
                 problems.append(
                     (f"deployments.{name}.api_base", f"required for provider {deployment.provider}")

@@ -50,6 +50,7 @@ class AccessLog:
         *,
         request_id: str,
         model_group: str,
+        api: str = "chat",
         deployment: str | None,
         attempts: int,
         status: int,
@@ -62,6 +63,7 @@ class AccessLog:
             return
         fields: dict[str, object] = {
             "request_id": request_id,
+            "api": api,
             "model_group": model_group,
             "deployment": deployment,
             "attempts": attempts,

@@ -46,6 +46,7 @@ from routeguard.observability.accumulators import (
 )
 
 __all__ = [
+    "API_LABELS",
     "BREAKER_CLOSED",
     "BREAKER_HALF_OPEN",
     "BREAKER_OPEN",
@@ -75,6 +76,9 @@ ERROR_REASONS: Final = frozenset(
     }
 )
 """The ``reason`` values of ``router_errors_total``: the ``reason`` of :mod:`routeguard.errors`."""
+
+API_LABELS: Final = frozenset({"chat", "embeddings", "messages", "responses", "completions"})
+"""The ``api`` values of ``router_api_requests_total``: the inbound API a client spoke."""
 
 OTHER_REASON: Final = "other"
 UNKNOWN_GROUP: Final = "unknown"
@@ -254,6 +258,7 @@ class RouterMetrics:
         self._lock = threading.Lock()
         self._deployments: dict[tuple[str, str, str], DeploymentMetrics] = {}
         self._groups: dict[str, GroupMetrics] = {}
+        self._api_children: dict[tuple[str, int], CounterChild] = {}
 
         dep = ["model_group", "deployment", "provider"]
         self.requests = CounterFamily(
@@ -271,6 +276,12 @@ class RouterMetrics:
             "Client requests by the HTTP status the client got; model_group is 'unknown' when "
             "the request named no configured group.",
             ["model_group", "status"],
+        )
+        self.api_requests = CounterFamily(
+            "router_api_requests_total",
+            "Client requests by inbound API (" + ", ".join(sorted(API_LABELS)) + ") and the "
+            "HTTP status the client got.",
+            ["api", "status"],
         )
         self.latency = HistogramFamily(
             "router_latency_seconds",
@@ -329,6 +340,7 @@ class RouterMetrics:
                 self.requests,
                 self.errors,
                 self.client_requests,
+                self.api_requests,
                 self.latency,
                 self.retries,
                 self.fallbacks,
@@ -395,6 +407,18 @@ class RouterMetrics:
                     handle = GroupMetrics(self, name)
                     self._groups[name] = handle
         return handle
+
+    def api_request(self, api: str, status: int) -> None:
+        """Count one client request by inbound API; an unknown ``api`` counts as other."""
+        child = self._api_children.get((api, status))
+        if child is None:
+            label = api if api in API_LABELS else OTHER_REASON
+            if not 100 <= status <= 599:
+                raise ValueError(f"not an HTTP status: {status!r}")
+            child = self.api_requests.labels(label, str(status))
+            if label == api:
+                self._api_children[(api, status)] = child
+        child.inc()
 
     # -- events off the request path -------------------------------------------------------
 

@@ -102,12 +102,14 @@ class Reporter:
         known = group if group in self.known_groups else None
         handle = self.metrics.group(known)
         handle.client(status)
+        self.metrics.api_request(trace.api, status)
         handle.latency("total", total_s)
         self.windows.client(known, status, total_s)
         if trace.attempts:
             handle.latency("overhead", max(0.0, total_s - trace.upstream_s))
         self.access.request(
             request_id=request_id,
+            api=trace.api,
             model_group=group or "unknown",
             deployment=trace.deployment,
             attempts=trace.attempts,

@@ -28,7 +28,15 @@ from routeguard.net.client import UpstreamResponse
 from routeguard.providers.anthropic_errors import status_error
 from routeguard.providers.anthropic_request import to_anthropic
 from routeguard.providers.anthropic_response import StreamTranslator, to_openai_completion
-from routeguard.providers.base import ChatResult, ChatStream, Endpoint, Provider, Usage
+from routeguard.providers.base import (
+    ChatResult,
+    ChatStream,
+    Endpoint,
+    NativeRequest,
+    Provider,
+    Usage,
+)
+from routeguard.providers.native import NativeStream, native_result, rules_for
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 from routeguard.wire.sse import SSEDecoder
 
@@ -38,16 +46,29 @@ ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` header: the API version whose wire format this adapter speaks."""
 
 _PATH = "/v1/messages"
+_NATIVE_PATHS = {"messages": _PATH, "count_tokens": "/v1/messages/count_tokens"}
+# Client headers forwarded on a native request: they select the wire format and beta features
+# the client's body was written for.
+_FORWARDED_HEADERS = frozenset({"anthropic-version", "anthropic-beta"})
 
 
 class AnthropicProvider(Provider):
     """``provider: anthropic``."""
 
-    def _headers(self) -> list[tuple[str, str]]:
+    native_apis = frozenset(_NATIVE_PATHS)
+
+    def _headers(self, given: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, str]]:
+        forwarded = [(k, v) for k, v in given if k in _FORWARDED_HEADERS]
+        version = (
+            []
+            if any(k == "anthropic-version" for k, _ in forwarded)
+            else [("anthropic-version", ANTHROPIC_VERSION)]
+        )
         headers = [
             ("content-type", "application/json"),
             ("accept-encoding", "identity"),
-            ("anthropic-version", ANTHROPIC_VERSION),
+            *version,
+            *forwarded,
         ]
         if self.endpoint.api_key:
             headers.append(("x-api-key", self.endpoint.api_key))
@@ -67,12 +88,19 @@ class AnthropicProvider(Provider):
             raise _blame(exc, endpoint) from None
         return orjson.dumps(body)
 
-    async def _post(self, body: bytes, *, stream: bool = False) -> UpstreamResponse:
+    async def _post(
+        self,
+        body: bytes,
+        *,
+        stream: bool = False,
+        path: str = _PATH,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> UpstreamResponse:
         endpoint = self.endpoint
         timeouts = endpoint.stream_timeouts if stream else endpoint.timeouts
         try:
             response = await self.pool.request(
-                endpoint.origin, "POST", _PATH, self._headers(), body, timeouts
+                endpoint.origin, "POST", path, self._headers(headers), body, timeouts
             )
             if response.status >= 400:
                 raise status_error(response.status, await response.read(), response.headers)
@@ -107,6 +135,22 @@ class AnthropicProvider(Provider):
         stream = AnthropicStream(response, translator, self.endpoint)
         await stream.prime()
         return stream
+
+    async def forward(self, request: NativeRequest) -> ChatResult | ChatStream:
+        """An Anthropic-format request, sent as the client wrote it but for ``model``."""
+        path = _NATIVE_PATHS.get(request.api)
+        if path is None:
+            return await super().forward(request)
+        body = orjson.dumps({**request.payload, "model": self.endpoint.model})
+        response = await self._post(body, stream=request.stream, path=path, headers=request.headers)
+        if request.stream:
+            stream = NativeStream(response, rules_for(request.api), self.endpoint)
+            await stream.prime()
+            return stream
+        try:
+            return native_result(request.api, await response.read(), self.endpoint)
+        except UpstreamError as exc:
+            raise _blame(exc, self.endpoint) from None
 
     async def embed(self, request: EmbeddingRequest) -> bytes:
         raise UnsupportedByDeploymentError(

@@ -50,6 +50,7 @@ class AzureProvider(OpenAIProvider):
         self, endpoint: Endpoint, pool: UpstreamPool, *, env: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(endpoint, pool)
+        self.native_apis = frozenset()  # Azure's completions and responses live elsewhere
         environ = os.environ if env is None else env
         version = endpoint.api_version or environ.get("AZURE_API_VERSION") or DEFAULT_API_VERSION
         self.api_version = version

@@ -4,6 +4,12 @@ An adapter turns our request into one provider's wire format and the answer back
 and maps the provider's errors into :mod:`routeguard.errors` by status and structured fields.
 It never retries, never falls back, never counts: routing and resilience do that once, for every
 provider alike. Adapters never import routing.
+
+A provider may also speak some inbound APIs natively (``native_apis``: Anthropic Messages for
+Anthropic, Completions and Responses for OpenAI): :meth:`Provider.forward` then sends the
+client's request as written, but for the model name, and relays the answer as is. Whether an
+attempt forwards or translates through chat is decided per deployment by the inbound layer
+(:mod:`routeguard.inbound.base`), never by the adapter.
 """
 
 from __future__ import annotations
@@ -11,11 +17,26 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, Literal
 
+from routeguard.errors import UnsupportedByDeploymentError
 from routeguard.net.client import Origin, Timeouts, UpstreamPool
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
-__all__ = ["ChatResult", "ChatStream", "Endpoint", "Provider", "Usage", "retry_after"]
+__all__ = [
+    "BatchSettings",
+    "ChatResult",
+    "ChatStream",
+    "Endpoint",
+    "NativeApi",
+    "NativeRequest",
+    "Provider",
+    "Usage",
+    "retry_after",
+]
+
+NativeApi = Literal["messages", "count_tokens", "completions", "responses"]
+"""Inbound APIs some providers speak natively, so a request in that format is forwarded as is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +47,30 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """Embedding micro-batching for one deployment: coalesce up to ``max_batch_size`` inputs,
+    waiting at most ``max_wait_ms`` after the first for more."""
+
+    max_batch_size: int
+    max_wait_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A client request already in the provider's own wire format (``api``).
+
+    ``payload`` is the client's JSON, forwarded with only ``model`` replaced by the deployment's,
+    so fields RouteGuard does not know survive the hop. ``headers`` are the client's
+    protocol headers worth keeping (``anthropic-version``, ``anthropic-beta``).
+    """
+
+    api: NativeApi
+    payload: dict[str, Any]
+    stream: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +92,7 @@ class Endpoint:
     azure_deployment: str | None = None
     default_max_tokens: int | None = None
     drop_unsupported_params: bool = False
+    batching: BatchSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +122,14 @@ class ChatStream(abc.ABC):
 
 
 class Provider(abc.ABC):
-    """One deployment's adapter."""
+    """One deployment's adapter.
+
+    ``native_apis`` are the inbound APIs the provider speaks as its own wire format; a request
+    in one of them is handed to :meth:`forward` untranslated (an Anthropic Messages request to
+    an Anthropic deployment loses nothing). Everything else arrives as chat completions.
+    """
+
+    native_apis: frozenset[str] = frozenset()
 
     def __init__(self, endpoint: Endpoint, pool: UpstreamPool) -> None:
         self.endpoint = endpoint
@@ -93,6 +146,18 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def embed(self, request: EmbeddingRequest) -> bytes:
         """Return the OpenAI-shaped embeddings body."""
+
+    async def forward(self, request: NativeRequest) -> ChatResult | ChatStream:
+        """Send a request in one of :attr:`native_apis` as is; the answer is relayed as is.
+
+        A whole answer's ``body`` is the provider's bytes; a stream yields the provider's SSE
+        events cut at event boundaries.
+        """
+        raise UnsupportedByDeploymentError(
+            f"Deployment '{self.endpoint.deployment}' ({self.endpoint.provider}) does not "
+            f"serve the {request.api} API.",
+            deployment=self.endpoint.deployment,
+        )
 
 
 def retry_after(headers: dict[str, str]) -> float | None:

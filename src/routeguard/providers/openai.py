@@ -13,17 +13,43 @@ from typing import Any
 import orjson
 
 from routeguard.errors import UpstreamBadResponseError, UpstreamError, UpstreamStatusError
-from routeguard.net.client import UpstreamResponse
-from routeguard.providers.base import ChatResult, ChatStream, Provider, Usage, retry_after
+from routeguard.net.client import UpstreamPool, UpstreamResponse
+from routeguard.providers.base import (
+    ChatResult,
+    ChatStream,
+    Endpoint,
+    NativeRequest,
+    Provider,
+    Usage,
+    retry_after,
+)
+from routeguard.providers.batching import EmbeddingBatcher
+from routeguard.providers.native import NativeStream, native_result, rules_for
 from routeguard.wire.chat import ChatRequest, EmbeddingRequest
 
 __all__ = ["OpenAIProvider", "status_error"]
 
 _DONE = b"data: [DONE]"
+# What each flavour serves as is: vLLM has /v1/completions; only OpenAI itself has /v1/responses.
+_NATIVE: dict[str, frozenset[str]] = {
+    "openai": frozenset({"completions", "responses"}),
+    "vllm": frozenset({"completions"}),
+}
+_NATIVE_PATHS = {"completions": "/completions", "responses": "/responses"}
 
 
 class OpenAIProvider(Provider):
     """``provider: openai`` and ``provider: vllm``."""
+
+    def __init__(self, endpoint: Endpoint, pool: UpstreamPool) -> None:
+        super().__init__(endpoint, pool)
+        self.native_apis = _NATIVE.get(endpoint.provider, frozenset())
+        settings = endpoint.batching
+        self._batcher = (
+            EmbeddingBatcher(self._embed_now, settings, deployment=endpoint.deployment)
+            if settings is not None
+            else None
+        )
 
     def _headers(self) -> list[tuple[str, str]]:
         headers = [("content-type", "application/json"), ("accept-encoding", "identity")]
@@ -91,8 +117,29 @@ class OpenAIProvider(Provider):
         response = await self._post("/chat/completions", request.payload, stream=True)
         return _OpenAIStream(response, self.endpoint.deployment, self.endpoint.provider)
 
+    async def forward(self, request: NativeRequest) -> ChatResult | ChatStream:
+        """A Completions or Responses request, sent as the client wrote it but for ``model``."""
+        if request.api not in self.native_apis:
+            return await super().forward(request)
+        path = _NATIVE_PATHS[request.api]
+        response = await self._post(path, request.payload, stream=request.stream)
+        if request.stream:
+            stream = NativeStream(response, rules_for(request.api), self.endpoint)
+            await stream.prime()
+            return stream
+        try:
+            return native_result(request.api, await response.read(), self.endpoint)
+        except UpstreamError as exc:
+            exc.deployment, exc.provider = self.endpoint.deployment, self.endpoint.provider
+            raise
+
     async def embed(self, request: EmbeddingRequest) -> bytes:
-        body, data = await self._post_json("/embeddings", request.payload)
+        if self._batcher is not None:
+            return await self._batcher.embed(request.payload)
+        return await self._embed_now(request.payload)
+
+    async def _embed_now(self, payload: dict[str, Any]) -> bytes:
+        body, data = await self._post_json("/embeddings", payload)
         if not isinstance(data, dict) or "data" not in data:
             raise UpstreamBadResponseError(
                 "upstream embeddings answer has no 'data'",

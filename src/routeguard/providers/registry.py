@@ -6,7 +6,7 @@ from routeguard.config.schema import DeploymentConfig, RoutingConfig
 from routeguard.net.client import Origin, Timeouts, UpstreamPool
 from routeguard.providers.anthropic import AnthropicProvider
 from routeguard.providers.azure import AzureProvider
-from routeguard.providers.base import Endpoint, Provider
+from routeguard.providers.base import BatchSettings, Endpoint, Provider
 from routeguard.providers.openai import OpenAIProvider
 
 __all__ = ["build_endpoint", "build_provider"]
@@ -46,6 +46,11 @@ def build_endpoint(name: str, config: DeploymentConfig, routing: RoutingConfig) 
         azure_deployment=config.azure_deployment,
         default_max_tokens=config.max_tokens,
         drop_unsupported_params=config.drop_unsupported_params,
+        batching=(
+            BatchSettings(config.batching.max_batch_size, config.batching.max_wait_ms)
+            if config.batching is not None
+            else None
+        ),
     )
 
 

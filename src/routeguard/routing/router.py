@@ -129,6 +129,7 @@ class Trace:
     upstream_s: float = 0.0
     deployment: str | None = None
     group: str | None = None
+    api: str = "chat"  # the inbound API, a label value: chat|embeddings|messages|responses|...
     # What successful attempts used, at each deployment's prices (client-key accounting).
     tokens: int = 0
     cost_usd: float = 0.0
@@ -244,6 +245,13 @@ class Router:
         return await self._serve(
             request.model, lambda d: d.provider.embed(request), trace or Trace()
         )
+
+    async def serve(self, model: str, call: Attempt[T], trace: Trace | None = None) -> Routed[T]:
+        """Serve any per-deployment call (the inbound APIs beyond chat) through the same loop.
+
+        ``call`` returns a ChatResult or bytes for a whole answer, a ChatStream otherwise.
+        """
+        return await self._serve(model, call, trace or Trace())
 
     # -- the loop ------------------------------------------------------------------------------
     async def _serve(self, model: str, call: Attempt[T], trace: Trace) -> Routed[T]:

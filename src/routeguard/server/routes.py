@@ -93,6 +93,7 @@ class Routes:
             **admin.table(),
             **ConsoleRoutes().table(),
             **KeyAdminRoutes(app).table(),
+            **_inbound_table(app),
         }
 
     async def dispatch(self, request: Request) -> Response | StreamingResponse:
@@ -134,7 +135,7 @@ class Routes:
         app = self.app
         started = time.perf_counter()
         request_id = _request_id(request)
-        trace = Trace()
+        trace = Trace() if stream_capable else Trace(api="embeddings")
         if not app.in_flight.try_enter():
             response = _overloaded()
             self._account(response, trace, started, request_id)
@@ -237,6 +238,13 @@ class Routes:
         return Response(200, orjson.dumps(entry))
 
 
+def _inbound_table(app: RouteGuardApp) -> dict[str, dict[str, Route]]:
+    # Imported here: the inbound routes build on this module's relay and error helpers.
+    from routeguard.server.inbound_routes import InboundRoutes  # noqa: PLC0415
+
+    return InboundRoutes(app).table()
+
+
 def _meta(routed: Routed[T]) -> tuple[str, int]:
     return routed.deployment.name, routed.attempts
 
@@ -270,8 +278,14 @@ class _Relay:
     already left).
     """
 
-    def __init__(self, stream: ChatStream, finished: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        stream: ChatStream,
+        finished: Callable[[int], None],
+        error_event: Callable[[RouteGuardError], bytes] = sse_error_event,
+    ) -> None:
         self._stream = stream
+        self._error_event = error_event
         self._iterator = aiter(stream)
         self._finished: Callable[[int], None] | None = finished
         self._failed = False
@@ -293,7 +307,7 @@ class _Relay:
             log.warning(
                 "stream failed mid-answer: %s", exc.message, extra={"deployment": exc.deployment}
             )
-            return sse_error_event(exc)
+            return self._error_event(exc)
 
     async def aclose(self) -> None:
         if self._finished is not None:

@@ -117,7 +117,17 @@ class Exchange:
     ``intercept`` first and then answers with ``json`` or ``stream``.
     """
 
-    __slots__ = ("dialect", "fault", "request", "rng", "stats", "stopping", "target", "words")
+    __slots__ = (
+        "dialect",
+        "fault",
+        "gate",
+        "request",
+        "rng",
+        "stats",
+        "stopping",
+        "target",
+        "words",
+    )
 
     def __init__(
         self,
@@ -130,8 +140,10 @@ class Exchange:
         stopping: asyncio.Event,
         dialect: Dialect,
         words: int,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.request = request
+        self.gate = gate
         self.target = target
         self.fault = fault
         self.stats = stats
@@ -152,7 +164,10 @@ class Exchange:
         delay_ms = fault.latency_ms
         if fault.jitter_ms:
             delay_ms += self.rng.uniform(0.0, fault.jitter_ms)
-        if delay_ms:
+        if delay_ms and self.gate is not None:
+            async with self.gate:
+                await asyncio.sleep(delay_ms / 1000.0)
+        elif delay_ms:
             await asyncio.sleep(delay_ms / 1000.0)
         if fault.reset:
             self.stats.resets += 1

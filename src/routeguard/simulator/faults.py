@@ -12,6 +12,7 @@ only reads attributes of an immutable object.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class FaultSpec(BaseModel):
     latency_ms: float = Field(default=0.0, ge=0.0)
     """Fixed delay before the first byte of every answer, errors included."""
     jitter_ms: float = Field(default=0.0, ge=0.0)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """At most this many requests of the target spend their ``latency_ms`` at once; the rest
+    queue, as on a GPU server whose compute is the bottleneck (the case batching is for)."""
     """Uniform random extra delay in ``[0, jitter_ms]`` added to ``latency_ms``."""
     chunk_delay_ms: float = Field(default=0.0, ge=0.0)
     """Delay between consecutive stream events (not before the first)."""
@@ -82,6 +86,8 @@ class TargetStats:
     hangs: int = 0
     errors_injected: int = 0
     malformed: int = 0
+    last_body: Any = None
+    """The JSON body of the latest request, as received: tests check what a router forwarded."""
 
     def count_status(self, status: int) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + 1
@@ -96,6 +102,7 @@ class TargetStats:
             hangs=self.hangs,
             errors_injected=self.errors_injected,
             malformed=self.malformed,
+            last_body=self.last_body,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +115,7 @@ class TargetStats:
             "hangs": self.hangs,
             "errors_injected": self.errors_injected,
             "malformed": self.malformed,
+            "last_body": self.last_body,
         }
 
 
@@ -116,6 +124,17 @@ class FaultRegistry:
 
     def __init__(self) -> None:
         self._specs: dict[str, FaultSpec] = {}
+        self._gates: dict[tuple[str, int], asyncio.Semaphore] = {}
+
+    def gate(self, target: str, spec: FaultSpec | None) -> asyncio.Semaphore | None:
+        """The semaphore bounding ``target``'s concurrent compute, if its spec sets one."""
+        if spec is None or spec.max_concurrency is None:
+            return None
+        key = (target, spec.max_concurrency)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(spec.max_concurrency)
+        return gate
 
     def get(self, target: str) -> FaultSpec | None:
         """The spec in force for ``target``: its own, else the ``*`` spec, else none."""

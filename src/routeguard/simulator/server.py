@@ -24,7 +24,14 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-from routeguard.simulator import anthropic_api, azure_api, embeddings, openai_api
+from routeguard.simulator import (
+    anthropic_api,
+    azure_api,
+    completions_api,
+    embeddings,
+    openai_api,
+    responses_api,
+)
 from routeguard.simulator.control import ControlAPI
 from routeguard.simulator.delivery import (
     ConnectionDropped,
@@ -52,6 +59,8 @@ _SUFFIX_ROUTES: tuple[tuple[str, str, Dialect, Handler], ...] = (
     ("POST", "/v1/messages", _ANTHROPIC, anthropic_api.handle_messages),
     ("POST", "/v1/chat/completions", _OPENAI, openai_api.handle_chat),
     ("POST", "/v1/embeddings", _OPENAI, embeddings.handle_embeddings),
+    ("POST", "/v1/completions", _OPENAI, completions_api.handle_completions),
+    ("POST", "/v1/responses", _OPENAI, responses_api.handle_responses),
     ("GET", "/v1/models", _OPENAI, openai_api.handle_models),
 )
 _AZURE_OPERATIONS: dict[str, Callable[..., Awaitable[web.StreamResponse]]] = {
@@ -212,10 +221,12 @@ class Simulator:
         target, dialect, handler = route
         stats = self._stats.for_target(target)
         stats.requests += 1
+        fault = self._faults.get(target)
         exchange = Exchange(
             request,
             target=target,
-            fault=self._faults.get(target),
+            fault=fault,
+            gate=self._faults.gate(target, fault),
             stats=stats,
             rng=self._rng,
             stopping=self._stopping,
@@ -255,6 +266,7 @@ class Simulator:
                 body = orjson.loads(await request.read())
             except orjson.JSONDecodeError:
                 return dialect.bad_json()
+            ex.stats.last_body = body
         try:
             return await handler(ex, body)
         except InvalidRequest as exc:
