@@ -143,7 +143,8 @@ class _Conn:
     async def exchange(self, data: bytes, answers: int = 1, abandon: bool = False) -> list[int]:
         if self.writer is None:
             await self.open()
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
+        assert self.writer is not None
         self.writer.write(data)
         reader = _Reader()
         statuses: list[int] = []
@@ -164,7 +165,7 @@ class _Conn:
         return statuses
 
 
-def _request(kind: str, n: int) -> tuple[bytes, int, bool]:
+def _request(kind: str, n: int) -> tuple[bytes, int, bool]:  # noqa: PLR0911 - one per kind
     def post(path: bytes, body: bytes, extra: bytes = b"") -> bytes:
         return (
             b"POST %b HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\n%b"
@@ -268,7 +269,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
         return 0.0
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     var = sum((x - mx) ** 2 for x in xs)
-    return 0.0 if var == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var
+    return 0.0 if var == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
 
 
 def analyse(
@@ -304,7 +305,8 @@ def write_report(out: Path, result: dict[str, Any], *, chart: bool = True) -> No
     lines = [
         f"# Soak: {result['requests']:,} requests, concurrency {result['concurrency']}",
         "",
-        f"Duration {result['duration_s']:.0f} s ({result['requests'] / result['duration_s']:.0f} req/s "
+        f"Duration {result['duration_s']:.0f} s "
+        f"({result['requests'] / max(result['duration_s'], 0.1):.0f} req/s "
         "on a shared 2-core machine). Statuses: "
         + ", ".join(f"{k}: {v:,}" for k, v in sorted(result["by_status"].items())),
         "",
