@@ -172,6 +172,9 @@ class ServerConfig(_Frozen):
     drain_timeout_s: Seconds = 30.0
     # One structured log line per client request.
     access_log: bool = True
+    # Where access lines go (default: stderr). The file is reopened on SIGHUP and whenever
+    # its path names another file (logrotate), so rotation loses no line.
+    access_log_file: str | None = None
     # Re-read the config file when it changes (a Kubernetes ConfigMap update), checked this often.
     watch_config_s: float = Field(default=2.0, ge=0)
 

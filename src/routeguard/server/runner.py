@@ -22,6 +22,7 @@ import uvloop
 from routeguard.config.loader import load_config
 from routeguard.errors import ConfigError
 from routeguard.observability.access import AccessLog
+from routeguard.observability.logfile import ReopeningFile
 from routeguard.observability.logs import LogFormat, configure_logging
 from routeguard.server.app import RouteGuardApp
 from routeguard.server.listening import open_port_warning
@@ -45,7 +46,8 @@ async def serve_forever(
     ``on_ready`` runs once the socket is bound (the embedded default prints how to call it).
     """
     config = load_config(config_path)
-    access = AccessLog(log_format, sys.stderr)
+    log_file = config.server.access_log_file
+    access = AccessLog(log_format, ReopeningFile(log_file) if log_file else sys.stderr)
     app = RouteGuardApp(config, config_path=config_path, access_log=access)
     bound = await app.start(host, port, reuse_port=reuse_port)
     _settle_gc()
@@ -85,6 +87,12 @@ def _settle_gc() -> None:
 
 
 def _reload(app: RouteGuardApp) -> None:
+    # SIGHUP is also logrotate's "files rotated" signal; the decisions log needs nothing,
+    # since it is opened for each line it appends.
+    stream = app.access_log.stream
+    if isinstance(stream, ReopeningFile):
+        app.access_log.flush()
+        stream.reopen()
     with contextlib.suppress(ConfigError):  # logged and counted by reload; old config serves
         app.reload(source="SIGHUP")
 
