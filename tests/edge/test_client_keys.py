@@ -15,7 +15,9 @@ import pytest
 from edge_config import router_yaml
 
 from routeguard.clients.keys import hash_key, key_id, new_key
+from routeguard.config.loader import load_config
 from routeguard.observability.access import AccessLog
+from routeguard.server.app import RouteGuardApp
 from routeguard.simulator import FaultSpec
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
@@ -282,3 +284,31 @@ def test_keys_never_appear_in_logs_or_metrics(simulator, start_router, keys, tmp
     for secret in (keys.open, keys.narrow, hash_key(keys.open).removeprefix("sha256:")):
         assert secret not in metrics
         assert secret not in logs
+
+
+def test_a_rotated_key_hash_file_takes_effect_without_a_restart(loop_thread, simulator, tmp_path):
+    old_key, new_key_ = new_key(), new_key()
+    hash_file = tmp_path / "key-hash"
+    hash_file.write_text(hash_key(old_key))
+    config = tmp_path / "router.yaml"
+    config.write_text(
+        router_yaml(simulator, server="  watch_config_s: 0.2\n")
+        + f"clients:\n  keys:\n    rotating: {{key_hash_file: '{hash_file}'}}\n"
+    )
+    app = RouteGuardApp(load_config(config), config_path=config)
+    loop_thread.run(app.start("127.0.0.1", 0))
+    try:
+        assert chat(app, old_key).choices
+        hash_file.write_text(hash_key(new_key_))  # the Secret is updated
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                chat(app, new_key_)
+                break
+            except openai.AuthenticationError:
+                time.sleep(0.1)
+        assert chat(app, new_key_).choices
+        with pytest.raises(openai.AuthenticationError):
+            chat(app, old_key)
+    finally:
+        loop_thread.run(app.close(drain_timeout_s=1))

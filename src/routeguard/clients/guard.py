@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -143,6 +144,14 @@ class ClientGuard:
         self.keys = keys
         self._by_hash = {state.key_hash: state for state in keys.values()}
         self.enabled = True
+
+    def hash_files(self) -> list[Path]:
+        """The ``key_hash_file`` paths, watched with the config file (a rotated Secret)."""
+        return [
+            Path(state.config.key_hash_file)
+            for state in self.keys.values()
+            if state.config.key_hash_file is not None
+        ]
 
     # -- the request path --------------------------------------------------------------------
     def admit(self, headers: dict[str, str]) -> Ticket:

@@ -222,7 +222,7 @@ class RouteGuardApp:
         main = _file_state(self.config_path)
         if main is None:
             return None
-        keys = key_file_paths(self.config, str(self.config_path))
+        keys = [*key_file_paths(self.config, str(self.config_path)), *self.clients.hash_files()]
         return (main, *(_file_state(path) for path in keys))
 
     async def _watch(self, interval_s: float) -> None:
