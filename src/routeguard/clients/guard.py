@@ -25,8 +25,9 @@ from routeguard.clients.errors import (
     ModelNotAllowedError,
 )
 from routeguard.clients.keys import hash_key, key_id, presented_key, read_hash
-from routeguard.clients.schema import AnomalyConfig, ClientKeyConfig, ClientsConfig
+from routeguard.clients.schema import AnomalyConfig, BudgetPeriod, ClientKeyConfig, ClientsConfig
 from routeguard.clients.usage import LocalUsage, RateWindow, SpendRate, UsageCounters, period_bounds
+from routeguard.observability.accumulators import AccumulatorCollector, CounterFamily
 from routeguard.resilience import Clock, monotonic
 
 __all__ = ["OPEN_TICKET", "ClientGuard", "KeyState", "Ticket", "Used"]
@@ -118,6 +119,14 @@ class ClientGuard:
         self.revoked: set[str] = set()
         self.anomaly = AnomalyConfig()
         self._metrics = _KeyMetrics(registry)
+        self._periods: dict[str, tuple[float, float]] = {}
+
+    def _period(self, period: BudgetPeriod, wall: float) -> tuple[float, float]:
+        """The budget period containing ``wall``, computed once per period, not per request."""
+        bounds = self._periods.get(period)
+        if bounds is None or not bounds[0] <= wall < bounds[1]:
+            bounds = self._periods[period] = period_bounds(period, wall)
+        return bounds
 
     # -- configuration -----------------------------------------------------------------------
     def configure(self, config: ClientsConfig | None) -> None:
@@ -219,7 +228,7 @@ class ClientGuard:
             )
         if config.budget_usd is not None:
             wall = self.wall()
-            start, end = period_bounds(config.budget_period, wall)
+            start, end = self._period(config.budget_period, wall)
             if self.counters.spent(state.key_id, start) >= config.budget_usd:
                 self.count_refusal(state, "budget")
                 raise BudgetExceededError(
@@ -243,7 +252,7 @@ class ClientGuard:
         if cost_usd > 0:
             state.total_spend_usd += cost_usd
             state.metrics["spend"].inc(cost_usd)
-            start, _ = period_bounds(state.config.budget_period, self.wall())
+            start, _ = self._period(state.config.budget_period, self.wall())
             self.counters.add(state.key_id, start, cost_usd)
             if state.spend_rate is not None:
                 state.spend_rate.add(now, cost_usd)
@@ -343,33 +352,34 @@ def _iso(epoch: float) -> str:
 
 
 class _KeyMetrics:
-    """Per-key series, labelled by key id only (bounded by the configured keys)."""
+    """Per-key series, labelled by key id only (bounded by the configured keys).
+
+    The counters are the lock-free accumulators the request path uses elsewhere: a request
+    of a keyed client pays a few attribute increments, not prometheus-client's mutexes.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
+        self.requests = CounterFamily(
             "routeguard_client_key_requests_total",
             "Requests admitted per client key id.",
             ["key_id"],
-            registry=registry,
         )
-        self.tokens = Counter(
+        self.tokens = CounterFamily(
             "routeguard_client_key_tokens_total",
             "Tokens (prompt + completion) used per client key id.",
             ["key_id"],
-            registry=registry,
         )
-        self.spend = Counter(
+        self.spend = CounterFamily(
             "routeguard_client_key_spend_usd_total",
             "Spend in USD per client key id, at the deployments' configured prices.",
             ["key_id"],
-            registry=registry,
         )
-        self.refused = Counter(
+        self.refused = CounterFamily(
             "routeguard_client_key_refused_total",
             "Requests refused per client key id, by reason: " + ", ".join(REFUSAL_REASONS) + ".",
             ["key_id", "reason"],
-            registry=registry,
         )
+        AccumulatorCollector(registry, [self.requests, self.tokens, self.spend, self.refused])
         self.anomaly = Gauge(
             "routeguard_client_key_spend_anomaly",
             "1 while a client key's spend rate is over anomaly.factor times its baseline.",
@@ -383,11 +393,10 @@ class _KeyMetrics:
         )
 
     def handles(self, kid: str) -> dict[str, Any]:
-        anomaly = self.anomaly.labels(kid)
         return {
             "requests": self.requests.labels(kid),
             "tokens": self.tokens.labels(kid),
             "spend": self.spend.labels(kid),
             "refused": {reason: self.refused.labels(kid, reason) for reason in REFUSAL_REASONS},
-            "anomaly": anomaly,
+            "anomaly": self.anomaly.labels(kid),
         }
