@@ -286,18 +286,29 @@ def test_per_client_connection_limit(simulator, start_router):
         second.close()
 
 
-def test_a_client_that_stops_reading_a_stream_is_cut_and_memory_stays_flat(start_router):
-    """The simulator runs in its own process, so this process's RSS is the router's."""
-
+@pytest.fixture(scope="module")
+def wordy_simulator():
+    """A simulator process with 200,000-word answers (its memory is not this process's)."""
     port = free_port()
-    sim_process = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "routeguard.simulator", "--port", str(port), "--words", "200000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, sim_process)
-        sim = Simulator(port=port)  # not started: only for its URL scheme
+        wait_for_port(port, process)
+        yield Simulator(port=port)  # not started here: only for its URL scheme
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_a_client_that_stops_reading_a_stream_is_cut_and_memory_stays_flat(
+    start_router, wordy_simulator
+):
+    """The simulator runs in its own process, so this process's RSS is the router's."""
+    sim = wordy_simulator
+    if True:
         app = start_router(router_yaml(sim).replace("timeout_s: 5", "timeout_s: 60"))
         body = b'{"model": "gpt-4-turbo", "stream": true, "messages": [{"role": "user", "content": "flood"}]}'
         warm = httpx.post(  # warm-up: the streaming path's first-use allocations
@@ -331,6 +342,24 @@ def test_a_client_that_stops_reading_a_stream_is_cut_and_memory_stays_flat(start
         print(f"non-reading stream client cut; router RSS grew at most {grown:.1f} MiB meanwhile")
         assert grown < 16  # measured 8 MiB; 58 MiB before upstream reads paused
         sock.close()
-    finally:
-        sim_process.kill()
-        sim_process.wait(10)
+
+
+def test_a_client_that_never_reads_a_closing_answer_does_not_keep_the_connection(
+    start_router, wordy_simulator
+):
+    """``Connection: close`` and a 1.2 MB answer never read: ``close()`` alone would wait for
+    the buffer to drain for ever; whatever the kernel does not take is cut at write_timeout_s."""
+    app = start_router(router_yaml(wordy_simulator).replace("timeout_s: 5", "timeout_s: 60"))
+    body = b'{"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "flood"}]}'
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", app.port))
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+        )
+        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and app.server.connections:
+            time.sleep(0.05)
+        assert not app.server.connections

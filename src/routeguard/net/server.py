@@ -485,9 +485,19 @@ class _Connection(asyncio.Protocol):
 
     # -- closing -----------------------------------------------------------------------------
     def _close(self) -> None:
-        if not self._closed and self._transport is not None:
+        transport = self._transport
+        if not self._closed and transport is not None:
             self._closed = True
-            self._transport.close()
+            transport.close()
+            if transport.get_write_buffer_size():
+                # close() waits for the buffer to drain; a client that never reads would hold
+                # the connection (and its buffer) for ever.
+                self._loop.call_later(self._limits.write_timeout_s, self._abort_unflushed)
+
+    def _abort_unflushed(self) -> None:
+        if self._parser is not None and self._transport is not None:  # not yet lost
+            self._server.refused("write_timeout")
+            self._transport.abort()
 
     def _abort(self) -> None:
         if self._transport is not None:
