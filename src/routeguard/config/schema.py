@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from routeguard.clients.schema import ClientsConfig
+from routeguard.config.incidents import IncidentsConfig
 
 __all__ = [
     "AdminConfig",
@@ -204,6 +205,7 @@ class Config(_Frozen):
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
     clients: ClientsConfig | None = None
+    incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -80,17 +80,30 @@ class AuditLog:
 
     def format(self, operator: str, action: str, /, **fields: str | int | float) -> str:
         """The line ``append`` would write for these arguments (without its newline)."""
-        if not _clean(operator) or not _clean(action):
-            raise ValueError("an audit line needs an operator and an action")
+        for key in fields:
+            if key.upper() in _RESERVED_KEYS:
+                raise ValueError(f"invalid audit field name: {key!r}")
+        return self.format_fields(operator, [("ACTION", action), *fields.items()])
+
+    def format_fields(self, operator: str, fields: Sequence[tuple[str, str | int | float]]) -> str:
+        """A line with ``fields`` in exactly this order after OPERATOR; one must be ACTION.
+
+        For lines whose order is prescribed elsewhere, such as the runbook's
+        ``OPERATOR= | CHAPTER=38 | ACTION=resolve_outage | ...``.
+        """
+        action = [value for key, value in fields if key.upper() == "ACTION"]
+        if not _clean(operator) or len(action) != 1 or not _clean(action[0]):
+            raise ValueError("an audit line needs an operator and exactly one action")
         parts = [
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
             f"OPERATOR={_safe('operator', operator)}",
-            f"ACTION={_safe('action', action)}",
         ]
-        for key, value in fields.items():
+        seen = {"OPERATOR"}
+        for key, value in fields:
             name = key.upper()
-            if not _FIELD_KEY.fullmatch(key) or name in _RESERVED_KEYS:
-                raise ValueError(f"invalid audit field name: {key!r}")
+            if not _FIELD_KEY.fullmatch(key) or name in seen:
+                raise ValueError(f"invalid or repeated audit field name: {key!r}")
+            seen.add(name)
             parts.append(f"{name}={_safe(key, value)}")
         return _SEPARATOR.join(parts)
 
@@ -99,7 +112,13 @@ class AuditLog:
 
         Field names are written upper-case, in the order given, after OPERATOR and ACTION.
         """
-        line = self.format(operator, action, **fields)
+        return self._write(self.format(operator, action, **fields))
+
+    def append_fields(self, operator: str, fields: Sequence[tuple[str, str | int | float]]) -> str:
+        """Append a line with ``fields`` in the given order (see :meth:`format_fields`)."""
+        return self._write(self.format_fields(operator, fields))
+
+    def _write(self, line: str) -> str:
         data = (line + "\n").encode()
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

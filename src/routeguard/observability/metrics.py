@@ -348,6 +348,11 @@ class RouterMetrics:
                 self.cost_usd,
             ],
         )
+        self.incident_class = Gauge(
+            "router_incident_class",
+            "The runbook's incident class as this router judges it: 0 OK, 1 P2, 2 P1, 3 P0.",
+            registry=registry,
+        )
         self.effective_weight_gauge = Gauge(
             "router_effective_weight",
             "Routing weight in force per deployment of a model group, after health adjustments.",

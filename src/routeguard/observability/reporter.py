@@ -12,7 +12,8 @@ import logging
 
 from routeguard.observability.access import AccessLog
 from routeguard.observability.logs import log_breaker_transition
-from routeguard.observability.metrics import RouterMetrics
+from routeguard.observability.metrics import BREAKER_STATE_NAMES, RouterMetrics
+from routeguard.observability.recent import BreakerHistory, RecentErrors
 from routeguard.observability.windows import TrafficWindows
 from routeguard.resilience import BreakerState
 from routeguard.routing.router import AttemptRecord, Router, Trace
@@ -37,6 +38,9 @@ class Reporter:
         self.runtimes = runtimes
         self.access = access
         self.windows = windows
+        # For diagnosis (GET /admin/diagnose): fed on the error and transition paths only.
+        self.recent_errors = RecentErrors(windows.clock)
+        self.breaker_history = BreakerHistory(windows.clock)
         self.known_groups: frozenset[str] = frozenset()
 
     def set_groups(self, names: set[str]) -> None:
@@ -53,6 +57,7 @@ class Reporter:
         self.windows.attempt(deployment.name, deployment.provider_name, reason, record.upstream_s)
         if reason is not None:
             handle.error(reason)
+            self.recent_errors.add(deployment.name, deployment.provider_name, reason, error)
         elif record.usage is not None:
             usage = record.usage
             cost = (
@@ -78,6 +83,7 @@ class Reporter:
         runtime = self.runtimes.deployments.get(deployment)
         provider = runtime.provider if runtime is not None else "unknown"
         self.metrics.breaker_transition(deployment, provider, int(new))
+        self.breaker_history.add(deployment, provider, _state_name(old), _state_name(new), reason)
         log_breaker_transition(
             breaker_log,
             deployment=deployment,
@@ -132,3 +138,7 @@ class Reporter:
             for member, weight in zip(group.members, group.weights, strict=True):
                 self.metrics.deployment(group.name, member.name, member.provider_name)
                 self.metrics.effective_weight(group.name, member.name, weight)
+
+
+def _state_name(state: BreakerState) -> str:
+    return BREAKER_STATE_NAMES[int(state)]

@@ -41,6 +41,10 @@ _NATIVE_PATHS = {"completions": "/completions", "responses": "/responses"}
 class OpenAIProvider(Provider):
     """``provider: openai`` and ``provider: vllm``."""
 
+    # _headers() once per adapter, on first use (a subclass may need its own __init__ first):
+    # the endpoint is frozen, and the pool only reads the list.
+    _header_list: list[tuple[str, str]] | None = None
+
     def __init__(self, endpoint: Endpoint, pool: UpstreamPool) -> None:
         super().__init__(endpoint, pool)
         self.native_apis = _NATIVE.get(endpoint.provider, frozenset())
@@ -72,12 +76,15 @@ class OpenAIProvider(Provider):
         self, path: str, payload: dict[str, Any], *, stream: bool = False
     ) -> UpstreamResponse:
         endpoint = self.endpoint
+        headers = self._header_list
+        if headers is None:
+            headers = self._header_list = self._headers()
         try:
             response = await self.pool.request(
                 endpoint.origin,
                 "POST",
                 self.path(path),
-                self._headers(),
+                headers,
                 self._body(payload),
                 endpoint.stream_timeouts if stream else endpoint.timeouts,
             )

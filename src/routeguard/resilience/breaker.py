@@ -203,6 +203,8 @@ class BreakerSnapshot:
     probes_in_flight: int
     opened_at: float | None
     """When the breaker last opened, while it is open or half-open; ``None`` when closed."""
+    changed_at: float | None
+    """When the breaker entered its current state; ``None`` if it never left closed."""
     retry_at: float | None
     rate_limited_until: float | None
 
@@ -211,6 +213,7 @@ class CircuitBreaker:
     """The breaker for one deployment. See the module documentation for the state machine."""
 
     __slots__ = (
+        "_changed_at",
         "_clock",
         "_epoch",
         "_normal",
@@ -245,6 +248,7 @@ class CircuitBreaker:
         self._normal = Permit(PermitKind.NORMAL, 0)
         self._probe = Permit(PermitKind.PROBE, 0)
         self._opened_at = -math.inf
+        self._changed_at: float | None = None  # None: closed since it was created
         self._open_until = -math.inf
         self._rate_limited_until = -math.inf
         self._probes = 0
@@ -388,6 +392,7 @@ class CircuitBreaker:
             consecutive_refusals=self._refusals,
             probes_in_flight=self._probes,
             opened_at=None if state is BreakerState.CLOSED else self._opened_at,
+            changed_at=self._changed_at,
             retry_at=self.retry_at(),
             rate_limited_until=(
                 self._rate_limited_until if now < self._rate_limited_until else None
@@ -398,7 +403,8 @@ class CircuitBreaker:
 
     def _current(self, now: float) -> BreakerState:
         if self._state is BreakerState.OPEN and now >= self._open_until:
-            self._transition(BreakerState.HALF_OPEN, "cooldown elapsed")
+            # Noticed lazily, but it happened when the cooldown ended.
+            self._transition(BreakerState.HALF_OPEN, "cooldown elapsed", at=self._open_until)
         return self._state
 
     def _rate_limit(self, now: float, retry_after_s: float | None) -> None:
@@ -454,7 +460,7 @@ class CircuitBreaker:
         self._open_until = now + self._policy.cooldown_s
         self._transition(BreakerState.OPEN, reason)
 
-    def _transition(self, new: BreakerState, reason: str) -> None:
+    def _transition(self, new: BreakerState, reason: str, at: float | None = None) -> None:
         """Enter ``new`` in a fresh epoch, then tell the hook.
 
         The hook runs last, with the breaker already consistent, so a hook that reads the breaker
@@ -462,6 +468,7 @@ class CircuitBreaker:
         """
         old = self._state
         self._state = new
+        self._changed_at = self._clock() if at is None else at
         self._new_epoch()
         self._probes = 0
         if new is BreakerState.CLOSED:

@@ -310,7 +310,7 @@ class Router:
                 untried = any(d not in tried and d not in unable for d in candidates)
                 await self._backoff(0 if untried else attempt, deadline, group_failures[-1])
             try:
-                usable = [d for d in candidates if d not in unable]
+                usable = [d for d in candidates if d not in unable] if unable else candidates
                 deployment, permit = await self._admit(name, usable, tried, deadline)
             except (NoDeploymentAvailableError, SaturatedError):
                 if not group_failures:
@@ -343,10 +343,13 @@ class Router:
         self, name: str, candidates: list[Deployment], tried: list[Deployment], deadline: float
     ) -> tuple[Deployment, Permit]:
         """Pick the deployment for the next attempt and take its slot and breaker permit."""
-        last = tried[-1] if tried else None
-        fresh = [d for d in candidates if d not in tried]
-        again = [d for d in candidates if d in tried and d is not last]
-        order = fresh + again + ([last] if last is not None and last in candidates else [])
+        if tried:
+            last = tried[-1]
+            fresh = [d for d in candidates if d not in tried]
+            again = [d for d in candidates if d in tried and d is not last]
+            order = fresh + again + ([last] if last in candidates else [])
+        else:
+            order = candidates  # the first attempt: the strategy's order as it is
         for deployment in order:
             permit = _try_take(deployment)
             if permit is not None:

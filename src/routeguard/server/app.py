@@ -33,6 +33,7 @@ from routeguard.observability.http_metrics import HttpMetrics
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
+from routeguard.ops.health import HealthMonitor
 from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
 from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
@@ -80,6 +81,8 @@ class RouteGuardApp:
         # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
         # ``GET /admin/status`` here at start-up, so the status view never imports them.
         self.status_sections: dict[str, Callable[[], object]] = {}
+        # Incident class (router_incident_class), incidents and their reports (issue 10).
+        self.health = HealthMonitor(self)
         self.config = config
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
@@ -204,6 +207,8 @@ class RouteGuardApp:
             version = self.apply_config(config)
         except ConfigError as exc:
             self.metrics.config_reload(False)
+            # This file has had its answer: the watcher must not reject (and count) it again.
+            self._file_state = self._watched_state()
             log.error("config reload rejected: %s", exc.message, extra={"source": source})
             raise
         except Exception as exc:
@@ -254,12 +259,14 @@ class RouteGuardApp:
         interval = self.config.server.watch_config_s
         if self.config_path is not None and interval > 0:
             self._watcher = asyncio.create_task(self._watch(interval))
+        self.health.start()
         self.ready = True
         return self.port
 
     async def close(self, drain_timeout_s: float | None = None) -> None:
         """Drain: readiness turns 503, new connections are refused, in-flight answers finish."""
         self.draining = True
+        await self.health.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

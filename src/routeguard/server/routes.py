@@ -27,6 +27,7 @@ from routeguard.server.admin import AdminRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.health import HealthRoutes
 from routeguard.server.keys_admin import KeyAdminRoutes
+from routeguard.server.status_api import StatusRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
 
@@ -91,6 +92,7 @@ class Routes:
             "/health/ready": {"GET": health.ready},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
+            **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **KeyAdminRoutes(app).table(),
             **_inbound_table(app),
