@@ -111,19 +111,18 @@ def test_secret_rotation_needs_no_restart(keyed_simulator: Simulator, tmp_path: 
     """Runbook scenario 2: `kubectl patch secret provider-api-keys` with the new key, and the
     same process starts using it (the runbook's `rollout restart` becomes unnecessary).
 
-    The 401s before the rotation open the deployment's breaker ("auth failure"), and a reload
-    does not close it: the new key is first used by the half-open probe after cooldown_s,
-    shortened here to 1 s (the manifests keep 60 s, so allow a minute after a rotation, or
-    POST /admin/circuit-breaker/reset)."""
+    The 401s before the rotation open the deployment's breaker ("auth failure"); the reload that
+    sees a changed key closes it, so the new key is used at once, long before the cooldown
+    (kept at its production 60 s here)."""
     sim, port, volume = keyed_simulator, free_port(), AtomicVolume(tmp_path / "etc-routeguard")
-    volume.write(projected_files(config(sim, port, volume.root, cooldown_s=1), KEYS))
+    volume.write(projected_files(config(sim, port, volume.root), KEYS))
     argv = [PYTHON, "-m", "routeguard.cli", "serve", "--config", str(volume.root / "router.yaml")]
     with serve_process(argv, port) as process:
         with pytest.raises(openai.AuthenticationError):
             chat(port, GROUP)  # the simulator no longer accepts sk-old
 
         rotated = {**KEYS, "OPENAI_API_KEY": "sk-new"}
-        volume.write(projected_files(config(sim, port, volume.root, cooldown_s=1), rotated))
+        volume.write(projected_files(config(sim, port, volume.root), rotated))
 
         took = eventually(lambda: succeeds(port, GROUP), "rotated key used")
         print(f"Secret rotation used after {took:.2f}s")

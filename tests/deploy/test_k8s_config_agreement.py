@@ -94,7 +94,7 @@ def disagreements(manifests: list[dict[str, Any]], config: Config) -> list[str]:
 
     expected = {
         "readinessProbe": "/health/ready",
-        "livenessProbe": "/health",
+        "livenessProbe": "/health/live",
         "startupProbe": "/health",
     }
     for probe, path in expected.items():

@@ -259,6 +259,10 @@ def test_health_and_readiness(routed, simulator):
     ready = client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["reason"] == "no model group has a routable deployment"
+    # ...but the process is alive: a liveness probe must not restart it for a provider outage.
+    live = client.get("/health/live")
+    assert live.status_code == 200
+    assert live.json() == {"status": "alive"}
 
 
 def test_metrics_carry_the_runbook_names(routed, simulator):

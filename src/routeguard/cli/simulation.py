@@ -45,6 +45,9 @@ def demo(
     ] = 6.0,
     outage_for: Annotated[float, typer.Option(help="How long the outage lasts, seconds.")] = 10.0,
     no_outage: Annotated[bool, typer.Option("--no-outage", help="Steady traffic only.")] = False,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="Routers sharing state through a local redis-server.")
+    ] = 1,
 ) -> None:
     """Run the simulator and a router on free local ports, show live traffic and an outage."""
     from routeguard.observability.logs import configure_logging
@@ -56,5 +59,13 @@ def demo(
     scripted = None if no_outage else Outage(outage, outage_at, outage_for)
     # The live view shows breaker states and traffic; log lines would only tear it apart.
     configure_logging("text", level="ERROR")
+    if replicas > 1:
+        from routeguard.ops.demo_fleet import run_fleet_demo
+
+        with contextlib.suppress(KeyboardInterrupt):
+            uvloop.run(
+                run_fleet_demo(replicas, duration_s=duration, rate=rate, seed=seed, outage=scripted)
+            )
+        return
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(run_demo(duration_s=duration, rate=rate, seed=seed, outage=scripted))

@@ -23,12 +23,14 @@ from pydantic import (
 
 from routeguard.clients.schema import ClientsConfig
 from routeguard.config.incidents import IncidentsConfig
+from routeguard.config.redis import RedisConfig
 
 __all__ = [
     "AdminConfig",
     "BatchingConfig",
     "Config",
     "DeploymentConfig",
+    "HealthCheckConfig",
     "ProviderName",
     "RoutingConfig",
     "ServerConfig",
@@ -199,6 +201,15 @@ class AdminConfig(_Frozen):
     audit_log: str = "DECISIONS.log"
 
 
+class HealthCheckConfig(_Frozen):
+    """Active health checks: the router probes deployments whose breaker is not closed, so a
+    recovered deployment is noticed without sending it user traffic (``interval_s: 0`` turns
+    them off). A probe only ever uses the probe slot the breaker hands out when half-open."""
+
+    interval_s: float = Field(default=2.0, ge=0, allow_inf_nan=False)
+    timeout_s: Seconds = 10.0
+
+
 class Config(_Frozen):
     """A whole, validated RouteGuard configuration."""
 
@@ -207,11 +218,14 @@ class Config(_Frozen):
     clients: ClientsConfig | None = None
     incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
+    health_checks: HealthCheckConfig = HealthCheckConfig()
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     weights: dict[str, dict[str, Weight]] = Field(default_factory=dict)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     content_policy_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    # Shared state for a fleet of replicas and workers (routeguard.fleet); absent: an island.
+    redis: RedisConfig | None = None
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """Cross-references the schema alone cannot check, as ``(key path, reason)`` pairs."""

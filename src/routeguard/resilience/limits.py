@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from collections.abc import Callable
 
 from routeguard.errors import RouteGuardError, retry_after_header
 from routeguard.resilience.clock import Clock, SlidingCounter, monotonic
 
-__all__ = ["ConcurrencyLimiter", "InFlightLimit", "RateLimiter", "SaturatedError"]
+__all__ = ["ConcurrencyLimiter", "FleetShare", "InFlightLimit", "RateLimiter", "SaturatedError"]
 
 _MINUTE_S = 60.0
 
@@ -206,6 +207,39 @@ def _check_sizes(max_parallel: int | None, max_queue: int, queue_timeout_s: floa
         raise ValueError(f"queue_timeout_s must be a non-negative number, not {queue_timeout_s!r}")
 
 
+class FleetShare:
+    """This process's share of a fleet-wide rpm/tpm budget, topped up in the background.
+
+    The fleet (``routeguard.fleet.limits``) reserves request grants in batches from a counter in
+    Redis and reports the fleet's token total; the request path only reads and decrements these
+    attributes. ``active`` is false while Redis is unreachable: the process then limits on its
+    own counts alone, as without a fleet.
+    """
+
+    __slots__ = (
+        "active",
+        "expires",
+        "granted",
+        "minute",
+        "on_empty",
+        "retry_s",
+        "tokens_blocked",
+        "unsent_tokens",
+    )
+
+    def __init__(self, on_empty: Callable[[], None] | None = None) -> None:
+        self.on_empty = on_empty
+        """Called (no I/O: it sets an event) when the grant runs out, to top it up at once."""
+        self.active = False
+        self.expires = 0.0
+        """When (by the limiter's clock) the wall-clock minute of ``granted`` ends."""
+        self.granted = 0
+        self.minute = -1
+        self.retry_s = 1.0
+        self.tokens_blocked = False
+        self.unsent_tokens = 0
+
+
 class RateLimiter:
     """A deployment's requests-per-minute and tokens-per-minute budget, over a sliding minute.
 
@@ -216,7 +250,7 @@ class RateLimiter:
     Counts are kept in one-second buckets, so an event leaves the minute 59 to 60 s later.
     """
 
-    __slots__ = ("_clock", "_counter", "_rpm", "_tpm")
+    __slots__ = ("_clock", "_counter", "_rpm", "_tpm", "fleet")
 
     def __init__(self, rpm: int | None, tpm: int | None, clock: Clock = monotonic) -> None:
         _check_rates(rpm, tpm)
@@ -224,6 +258,8 @@ class RateLimiter:
         self._tpm = tpm
         self._clock = clock
         self._counter = SlidingCounter(_MINUTE_S)  # (requests, tokens)
+        self.fleet: FleetShare | None = None
+        """Set by a fleet: the limits then hold across every process sharing its Redis."""
 
     @property
     def rpm(self) -> int | None:
@@ -248,6 +284,14 @@ class RateLimiter:
         if self._rpm is None and self._tpm is None:
             return None
         now = self._clock()
+        fleet = self.fleet
+        if fleet is not None and fleet.active:
+            if now >= fleet.expires:  # the grants' minute is over: none may be spent in the next
+                if fleet.on_empty is not None:
+                    fleet.on_empty()
+                return fleet.retry_s
+            if (self._rpm is not None and fleet.granted <= 0) or fleet.tokens_blocked:
+                return fleet.retry_s
         requests, tokens = self._counter.totals(now)
         wait = 0.0
         if self._rpm is not None and requests >= self._rpm:
@@ -258,10 +302,17 @@ class RateLimiter:
 
     def record_request(self) -> None:
         self._counter.add(self._clock(), 1, 0)
+        fleet = self.fleet
+        if fleet is not None:
+            fleet.granted -= 1
+            if fleet.granted <= 0 and fleet.on_empty is not None:
+                fleet.on_empty()
 
     def record_tokens(self, tokens: int) -> None:
         if tokens > 0:
             self._counter.add(self._clock(), 0, tokens)
+            if self.fleet is not None:
+                self.fleet.unsent_tokens += tokens
 
 
 def _check_rates(rpm: int | None, tpm: int | None) -> None:

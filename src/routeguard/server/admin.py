@@ -26,6 +26,7 @@ from routeguard.server.admin_api import (
     json_body,
     json_response,
 )
+from routeguard.server.fleet_admin import announce
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -70,7 +71,14 @@ class AdminRoutes:
         for name in names:
             runtimes[name].breaker.reset()
         self.app.audit(operator, "circuit_breaker_reset", DEPLOYMENT=target or "all")
-        return json_response(200, {"reset": names})
+        fleet = await announce(
+            self.app,
+            "circuit_breaker_reset",
+            operator,
+            [{"DEPLOYMENT": target or "all"}],
+            deployment=target,
+        )
+        return json_response(200, {"reset": names, **fleet})
 
     async def deployments(self, request: Request, operator: str) -> Response:
         app = self.app
@@ -126,16 +134,22 @@ class AdminRoutes:
             )
         merged = self.app.validate_weights(update, force=force)
         self.app.set_weight_overrides(merged)
+        lines = []
         for group, members in merged.items():
             shares = ",".join(f"{name}={weight:g}" for name, weight in members.items())
-            self.app.audit(operator, "set_weights", GROUP=group, WEIGHTS=shares, FORCE=str(force))
-        return json_response(200, {"weights": self.app.effective_weights()})
+            lines.append({"GROUP": group, "WEIGHTS": shares, "FORCE": str(force)})
+            self.app.audit(operator, "set_weights", **lines[-1])
+        fleet = await announce(self.app, "set_weights", operator, lines)
+        return json_response(200, {"weights": self.app.effective_weights(), **fleet})
 
     async def clear_weights(self, request: Request, operator: str) -> Response:
         groups = sorted(self.app.weight_overrides)
         self.app.set_weight_overrides({}, replace=True)
-        self.app.audit(operator, "clear_weight_overrides", GROUPS=",".join(groups) or "none")
-        return json_response(200, {"weights": self.app.effective_weights(), "cleared": groups})
+        line = {"GROUPS": ",".join(groups) or "none"}
+        self.app.audit(operator, "clear_weight_overrides", **line)
+        fleet = await announce(self.app, "clear_weight_overrides", operator, [line])
+        body = {"weights": self.app.effective_weights(), "cleared": groups, **fleet}
+        return json_response(200, body)
 
     # -- config ------------------------------------------------------------------------------
     async def get_config(self, request: Request, operator: str) -> Response:
@@ -157,7 +171,8 @@ class AdminRoutes:
             self.app.audit(operator, "config_reload", RESULT="rejected", REASON=exc.message)
             raise AdminError(400, exc.message, "invalid_request_error", "invalid_config") from None
         self.app.audit(operator, "config_reload", RESULT="applied", VERSION=version)
-        return json_response(200, {"status": "reloaded", "config_version": version})
+        fleet = await announce(self.app, "config_reload", operator, [{"RESULT": "applied"}])
+        return json_response(200, {"status": "reloaded", "config_version": version, **fleet})
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -20,12 +20,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from routeguard import __version__
 from routeguard.clients import ClientGuard
 from routeguard.config.loader import key_file_paths, load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
+from routeguard.fleet import Fleet
 from routeguard.net.client import UpstreamPool
 from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
@@ -34,6 +36,8 @@ from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
 from routeguard.ops.health import HealthMonitor
+from routeguard.ops.probe import HealthChecker, Prober
+from routeguard.ops.rollouts import RolloutManager
 from routeguard.resilience import BreakerState, Clock, InFlightLimit, monotonic
 from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
@@ -81,6 +85,8 @@ class RouteGuardApp:
         # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
         # ``GET /admin/status`` here at start-up, so the status view never imports them.
         self.status_sections: dict[str, Callable[[], object]] = {}
+        # Shared state with the other replicas and workers; built in start() when configured.
+        self.fleet: Fleet | None = None
         # Incident class (router_incident_class), incidents and their reports (issue 10).
         self.health = HealthMonitor(self)
         self.config = config
@@ -90,6 +96,11 @@ class RouteGuardApp:
         self.clients = ClientGuard(self.metrics.registry, clock=clock)
         _configure_clients(self.clients, config, config_path)
         self.status_sections["keys"] = self.clients.status_section
+        self.prober = Prober(self)
+        self.health_checks = HealthChecker(self, self.prober)
+        self.rollouts = RolloutManager(self)
+        self.status_sections["rollouts"] = self.rollouts.status_section
+        self.status_sections["health_checks"] = self.health_checks.status_section
         self.routes = Routes(self)
         self.http_metrics = HttpMetrics(self.metrics.registry)
         self.server = build_http_server(self.routes.dispatch, config.server, self.http_metrics)
@@ -102,6 +113,8 @@ class RouteGuardApp:
     # -- building ----------------------------------------------------------------------------
     def _on_transition(self, name: str, old: BreakerState, new: BreakerState, reason: str) -> None:
         self.reporter.breaker_transition(name, old, new, reason)
+        if self.fleet is not None:
+            self.fleet.breaker_transition(name, new, reason)
 
     def _build_router(self, config: Config) -> Router:
         self.runtimes.sync(config)
@@ -192,11 +205,25 @@ class RouteGuardApp:
             self.runtimes.sync(old)
             raise
         self.config, self.router = config, router
+        self._forgive_rotated_keys(old, config)
         self.in_flight.resize(config.routing.max_in_flight)
         self.access_log.enabled = config.server.access_log
         self.audit_log = AuditLog(config.admin.audit_log)
         self.config_version = _fingerprint(config)
         return self.config_version
+
+    def _forgive_rotated_keys(self, old: Config, new: Config) -> None:
+        """A deployment whose key changed starts with a closed breaker: it most likely opened
+        on the old key's 401s (runbook scenario 2), and the new key deserves traffic now rather
+        than after the cooldown."""
+        for name, deployment in new.deployments.items():
+            before = old.deployments.get(name)
+            if before is None or _secret(before.api_key) == _secret(deployment.api_key):
+                continue
+            runtime = self.runtimes.deployments.get(name)
+            if runtime is not None and runtime.breaker.state is not BreakerState.CLOSED:
+                runtime.breaker.reset()
+                log.info("api key changed: breaker reset", extra={"deployment": name})
 
     def reload(self, source: str) -> str:
         """Re-read the config file; a bad file is rejected and the old config keeps serving."""
@@ -254,11 +281,16 @@ class RouteGuardApp:
         """Start listening; returns the bound port."""
         bind_host = self.config.server.host if host is None else host
         bind_port = self.config.server.port if port is None else port
+        if self.config.redis is not None and self.fleet is None:
+            self.fleet = Fleet(self.config.redis, self, self.metrics.registry)
+            await self.fleet.start()
+            self.status_sections["fleet"] = self.fleet.status_section
         self.port = await self.server.start(bind_host, bind_port, reuse_port=reuse_port)
         self.reporter.refresh(self.router)
         interval = self.config.server.watch_config_s
         if self.config_path is not None and interval > 0:
             self._watcher = asyncio.create_task(self._watch(interval))
+        self.health_checks.start()
         self.health.start()
         self.ready = True
         return self.port
@@ -266,6 +298,8 @@ class RouteGuardApp:
     async def close(self, drain_timeout_s: float | None = None) -> None:
         """Drain: readiness turns 503, new connections are refused, in-flight answers finish."""
         self.draining = True
+        await self.rollouts.close()
+        await self.health_checks.close()
         await self.health.stop()
         if self._watcher is not None:
             self._watcher.cancel()
@@ -273,6 +307,8 @@ class RouteGuardApp:
                 await self._watcher
         timeout = self.config.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         await self.server.close(timeout)
+        if isinstance(self.fleet, Fleet):  # close what start() built, not a test's stand-in
+            await self.fleet.close()
         await self.pool.close()
         self.access_log.flush()
 
@@ -282,6 +318,10 @@ def _configure_clients(guard: ClientGuard, config: Config, path: str | Path | No
         guard.configure(config.clients)
     except (OSError, ValueError) as exc:
         raise ConfigError(str(path or "<config>"), "clients", str(exc)) from exc
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def _fingerprint(config: Config) -> str:

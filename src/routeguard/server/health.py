@@ -53,7 +53,15 @@ class HealthRoutes:
             "draining": app.draining,
             "model_groups": groups,
         }
+        if app.fleet is not None:  # degraded Redis never fails health: routing is local
+            body["redis"] = app.fleet.health()
         return Response(200 if routable else 503, orjson.dumps(body))
+
+    async def live(self, request: Request) -> Response:
+        """Liveness: the process answers, nothing more. ``/health`` is 503 when every breaker is
+        open, and a liveness probe on it would restart every replica during a total provider
+        outage, wiping what their breakers know exactly when it matters."""
+        return Response(200, b'{"status":"alive"}')
 
     async def ready(self, request: Request) -> Response:
         app = self.app

@@ -24,7 +24,10 @@ from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
 from routeguard.routing.router import Routed, Trace
 from routeguard.server.admin import AdminRoutes
+from routeguard.server.admin_ops import OperatorRoutes
+from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
+from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
 from routeguard.server.keys_admin import KeyAdminRoutes
 from routeguard.server.status_api import StatusRoutes
@@ -90,8 +93,12 @@ class Routes:
             "/models": {"GET": self.models},
             "/health": {"GET": health.health},
             "/health/ready": {"GET": health.ready},
+            "/health/live": {"GET": health.live},
             "/metrics": {"GET": health.metrics},
             **admin.table(),
+            **FleetAdminRoutes(app).table(),
+            **OperatorRoutes(app).table(),
+            **RolloutRoutes(app).table(),
             **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
             **KeyAdminRoutes(app).table(),

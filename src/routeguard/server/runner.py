@@ -18,14 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
+from pydantic import SecretStr
 
 from routeguard.config.loader import load_config
+from routeguard.config.redis import RedisConfig
 from routeguard.errors import ConfigError
 from routeguard.observability.access import AccessLog
 from routeguard.observability.logfile import ReopeningFile
 from routeguard.observability.logs import LogFormat, configure_logging
 from routeguard.server.app import RouteGuardApp
 from routeguard.server.listening import open_port_warning
+from routeguard.server.workers import WorkerGroup, WorkerMetrics
 
 __all__ = ["serve", "serve_forever"]
 
@@ -40,16 +43,23 @@ async def serve_forever(
     reuse_port: bool = False,
     log_format: LogFormat = "json",
     on_ready: Callable[[RouteGuardApp], None] | None = None,
+    worker_dir: Path | None = None,
+    worker_redis: str | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain. SIGHUP reloads the config file.
 
     ``on_ready`` runs once the socket is bound (the embedded default prints how to call it).
     """
     config = load_config(config_path)
+    if worker_redis is not None and config.redis is None:  # the worker group's private Redis
+        config = config.model_copy(update={"redis": RedisConfig(url=SecretStr(worker_redis))})
     log_file = config.server.access_log_file
     access = AccessLog(log_format, ReopeningFile(log_file) if log_file else sys.stderr)
     app = RouteGuardApp(config, config_path=config_path, access_log=access)
     bound = await app.start(host, port, reuse_port=reuse_port)
+    workers = WorkerMetrics(app, worker_dir) if worker_dir is not None else None
+    if workers is not None:
+        await workers.start()
     _settle_gc()
     log.info("listening", extra={"host": host or config.server.host, "port": bound})
     warning = open_port_warning(host or config.server.host, app.clients.enabled)
@@ -66,6 +76,8 @@ async def serve_forever(
         await stop.wait()
     finally:
         log.info("draining", extra={"drain_timeout_s": app.config.server.drain_timeout_s})
+        if workers is not None:
+            await workers.close()
         await app.close()
         log.info("stopped")
 
@@ -97,11 +109,27 @@ def _reload(app: RouteGuardApp) -> None:
         app.reload(source="SIGHUP")
 
 
-def _worker(
-    config_path: Path, host: str | None, port: int | None, reuse_port: bool, log_format: LogFormat
+def _worker(  # noqa: PLR0917 - multiprocessing passes the arguments positionally
+    config_path: Path,
+    host: str | None,
+    port: int | None,
+    reuse_port: bool,
+    log_format: LogFormat,
+    group: tuple[Path, str | None] | None = None,
 ) -> None:
     configure_logging(log_format)
-    uvloop.run(serve_forever(config_path, host, port, reuse_port=reuse_port, log_format=log_format))
+    worker_dir, worker_redis = group if group is not None else (None, None)
+    uvloop.run(
+        serve_forever(
+            config_path,
+            host,
+            port,
+            reuse_port=reuse_port,
+            log_format=log_format,
+            worker_dir=worker_dir,
+            worker_redis=worker_redis,
+        )
+    )
 
 
 def serve(
@@ -122,10 +150,27 @@ def serve(
     if workers <= 1:
         _worker(config_path, host, port, False, log_format)
         return
+    group = WorkerGroup(need_redis=config.redis is None)
+    try:
+        _run_workers(config_path, host, port, workers, log_format, group=group)
+    finally:
+        group.close()
+
+
+def _run_workers(
+    config_path: Path,
+    host: str | None,
+    port: int | None,
+    workers: int,
+    log_format: LogFormat,
+    *,
+    group: WorkerGroup,
+) -> None:
     context = multiprocessing.get_context("spawn")
+    shared = (group.dir, group.redis_url)
     processes = [
         context.Process(
-            target=_worker, args=(config_path, host, port, True, log_format), daemon=False
+            target=_worker, args=(config_path, host, port, True, log_format, shared), daemon=False
         )
         for _ in range(workers)
     ]

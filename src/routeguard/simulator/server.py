@@ -151,6 +151,11 @@ class Simulator:
         """Remove ``target``'s faults, or every fault when ``target`` is ``None``."""
         self._faults.clear(target)
 
+    def set_api_keys(self, api_keys: Collection[str] | None) -> None:
+        """Change which keys are accepted (``None``: no checks), as a provider rotating or
+        revoking a key does; the key-rotation drill uses it to start a 401 storm."""
+        self._api_keys = frozenset(api_keys) if api_keys is not None else None
+
     def stats(self) -> dict[str, TargetStats]:
         """A snapshot of per-target counters (later requests do not change it)."""
         return self._stats.snapshot()
