@@ -10,6 +10,7 @@ from __future__ import annotations
 # Importing a module registers its commands (typer decorators run at import time).
 from routeguard.cli import drills as _drills  # noqa: F401
 from routeguard.cli import incident as _incident  # noqa: F401
+from routeguard.cli import keys as _keys  # noqa: F401
 from routeguard.cli import operations as _operations  # noqa: F401
 from routeguard.cli import rollouts as _rollouts  # noqa: F401
 from routeguard.cli import serving as _serving  # noqa: F401

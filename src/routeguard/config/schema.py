@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from routeguard.clients.schema import ClientsConfig
 from routeguard.config.incidents import IncidentsConfig
 from routeguard.config.redis import RedisConfig
 
@@ -156,12 +157,38 @@ class ServerConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # Inbound limits, nginx-style (see net/limits.py): past them, 408/413/414/431 and close.
+    header_timeout_s: Seconds = 30.0
+    body_timeout_s: Seconds = 30.0
+    keep_alive_timeout_s: Seconds = 75.0
+    write_timeout_s: Seconds = 60.0
+    max_url_bytes: int = Field(default=8 * 1024, ge=64)
+    max_header_bytes: int = Field(default=8 * 1024, ge=64)
+    max_headers_bytes: int = Field(default=32 * 1024, ge=64)
+    max_headers: int = Field(default=100, ge=1)
+    max_connections: int = Field(default=10_000, ge=1)
+    max_connections_per_client: int | None = Field(default=None, ge=1)
+    # Inbound TLS for deployments without an ingress; the files are re-read when they change.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     # SIGTERM: stop taking connections, let requests and streams finish for up to this long.
     drain_timeout_s: Seconds = 30.0
     # One structured log line per client request.
     access_log: bool = True
+    # Where access lines go (default: stderr). The file is reopened on SIGHUP and whenever
+    # its path names another file (logrotate), so rotation loses no line.
+    access_log_file: str | None = None
     # Re-read the config file when it changes (a Kubernetes ConfigMap update), checked this often.
     watch_config_s: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("give both tls_cert_file and tls_key_file, or neither")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
 
 
 class AdminConfig(_Frozen):
@@ -188,6 +215,7 @@ class Config(_Frozen):
 
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    clients: ClientsConfig | None = None
     incidents: IncidentsConfig = IncidentsConfig()
     routing: RoutingConfig = RoutingConfig()
     health_checks: HealthCheckConfig = HealthCheckConfig()

@@ -82,6 +82,12 @@ class _Conn(asyncio.Protocol):
         self.error: UpstreamError | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.headers_done = False
+        # Flow control while a stream is relayed: bytes parsed but not yet taken by the
+        # consumer. Past the high-water mark, reading stops, so a client that reads slowly
+        # slows the provider down (TCP) instead of growing this buffer.
+        self.streaming = False
+        self.buffered = 0
+        self.paused = False
 
     def reset(self) -> None:
         self.got_bytes = False
@@ -92,6 +98,11 @@ class _Conn(asyncio.Protocol):
         self.keep_alive = False
         self.error = None
         self.headers_done = False
+        self.streaming = False
+        self.buffered = 0
+        if self.paused and self.transport is not None:
+            self.transport.resume_reading()
+        self.paused = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -126,6 +137,20 @@ class _Conn(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.pieces.append(body)
+        if self.streaming:
+            self.buffered += len(body)
+            if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+
+    def take(self) -> bytes:
+        """The oldest buffered piece; reading resumes once the buffer has drained enough."""
+        piece = self.pieces.popleft()
+        self.buffered -= len(piece)
+        if self.paused and self.buffered <= _LOW_WATER and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return piece
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -156,6 +181,9 @@ class _Conn(asyncio.Protocol):
 
 
 _EXPIRED: Any = object()
+# Upstream bytes buffered per relayed stream before reading from the provider pauses.
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -200,10 +228,12 @@ class UpstreamResponse:
     async def iter(self) -> AsyncIterator[bytes]:
         """Yield body pieces as they arrive, bounded by the idle and total timeouts."""
         conn = self._conn
+        conn.streaming = True
+        conn.buffered = sum(len(piece) for piece in conn.pieces)
         try:
             while True:
                 while conn.pieces:
-                    yield conn.pieces.popleft()
+                    yield conn.take()
                 if conn.complete:
                     self._finish()
                     return

@@ -5,10 +5,21 @@ kept ``httptools`` parser (the one uvicorn uses) does the protocol work, and thi
 frames requests for a single handler coroutine and writes its answer. What it guarantees:
 
 * keep-alive and pipelined requests are answered in order, one handler at a time per connection;
-* a body over ``max_body_bytes`` is refused with 413 before it is buffered;
-* streaming answers use chunked transfer encoding and respect the socket's write backpressure;
+* every limit of :class:`~routeguard.net.limits.HttpLimits` holds: the URL, each header, all
+  headers and their number, and the body (also while a chunked body streams in) are bounded,
+  and refused as nginx refuses them (414/431/413) before more than the limit is buffered;
+* reading is timed per phase, with one timer per connection: headers must be complete within
+  ``header_timeout_s`` of the request's start however slowly they trickle, a body may pause at
+  most ``body_timeout_s``, an idle keep-alive connection lives ``keep_alive_s``, and a client
+  that stops reading a stream is cut after ``write_timeout_s``;
+* ambiguous framing (smuggling) is refused with 400 and the connection closed, never handed
+  to the handler: llhttp rejects CL+TE, duplicate lengths, bad chunks, obs-fold, bare LF and
+  control characters; this module adds "Transfer-Encoding other than chunked" and chunked
+  HTTP/1.0;
+* ``Upgrade`` (h2c, websocket) and ``CONNECT`` are answered as plain HTTP/1.1, then closed;
 * when the client goes away, the running handler is cancelled, so the upstream call it awaits is
-  cancelled too (no orphaned provider requests burning tokens);
+  cancelled too (no orphaned provider requests burning tokens), and the connection drops its
+  parser and buffers at once rather than waiting for the cyclic garbage collector;
 * ``close()`` stops accepting, lets in-flight requests finish, then closes idle connections.
 """
 
@@ -24,16 +35,18 @@ from http import HTTPStatus
 from typing import cast
 
 import httptools
-import orjson
 
-from routeguard.wire.errors import error_envelope
+from routeguard.net.limits import HttpLimits, refusal_body
+from routeguard.net.listener import Listener, TlsFiles
 
 __all__ = [
     "Handler",
+    "HttpLimits",
     "HttpServer",
     "Request",
     "Response",
     "StreamingResponse",
+    "TlsFiles",
 ]
 
 log = logging.getLogger("routeguard.server")
@@ -83,6 +96,12 @@ _STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
 }
 
+# Where a connection is in reading its current request; each phase has its own deadline.
+_IDLE = 0  # between requests on a keep-alive connection: keep_alive_s
+_HEADERS = 1  # request line and headers: header_timeout_s from the start
+_BODY = 2  # body: body_timeout_s between pieces
+_WAITING = 3  # request complete, being answered: no read deadline
+
 
 def _status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
@@ -100,13 +119,8 @@ def _head(
     return parts
 
 
-_ERROR_BODIES = {
-    400: orjson.dumps(error_envelope("Malformed HTTP request", "invalid_request_error")),
-    413: orjson.dumps(
-        error_envelope("Request body too large", "invalid_request_error", code="request_too_large")
-    ),
-    500: orjson.dumps(error_envelope("Internal server error", "api_error")),
-}
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing; the status is on the connection."""
 
 
 class _TickWriter:
@@ -149,38 +163,64 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self._server = server
+        self._limits = server.limits
         self._loop = server.loop
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
+        self._peer: str | None = None
         self._url = b""
         self._headers: dict[str, str] = {}
+        self._header_count = 0
+        self._header_bytes = 0
+        self._head_bytes = 0  # bytes received while this request's headers were incomplete
         self._body: list[bytes] = []
         self._body_size = 0
-        self._too_large = False
+        self._refusal: tuple[int, str] | None = None
+        self._completed = 0
         self._queue: deque[tuple[Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = False
+        self._stopped = False  # no more parsing: an upgrade, or a refusal waiting its turn
+        self._refuse_after: int | None = None
         self._reading_paused = False
-        self._idle_handle: asyncio.TimerHandle | None = None
+        self._phase = _HEADERS
+        # One lazy timer: moving a deadline later costs an assignment; the timer, when it fires
+        # early, re-arms itself for the deadline then in force.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._server.connections.add(self)
-        self._arm_idle_timer()
+        server = self._server
+        if not server.admit(self, transport.get_extra_info("peername")):
+            self._refuse_now(503, "per_client_connections")
+            return
+        self._set_deadline(self._limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._server.connections.discard(self)
-        if not self._server.connections:
-            self._server.drained.set()
+        self._server.forget(self)
         self._writable.set()
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        self._release()
+
+    def _release(self) -> None:
+        # The parser holds bound methods of this connection and the connection holds the
+        # parser: a cycle only the cyclic GC would free, with the last request's URL, headers
+        # and body in it. Break it now, so a closed connection's memory goes back at once.
+        self._parser = None
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._queue.clear()
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -189,56 +229,117 @@ class _Connection(asyncio.Protocol):
         self._writable.set()
 
     def data_received(self, data: bytes) -> None:
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
+        parser = self._parser
+        if parser is None or self._closed or self._stopped:
+            return
+        completed = self._completed
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(400)
+            self._upgrade()
+            return
         except httptools.HttpParserError:
-            self._reject(413 if self._too_large else 400)
+            status, reason = self._refusal or (400, "malformed")
+            self._refuse_now(status, reason)
+            return
+        if self._phase == _HEADERS and self._completed == completed:
+            # httptools keeps a header that is still arriving to itself, so its size is only
+            # known from what came in: every byte since the request began was head.
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limits.max_head_bytes:
+                self._refuse_now(431, "header_too_large")
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = {}
+        self._header_count = 0
+        self._header_bytes = 0
+        self._head_bytes = 0
         self._body = []
         self._body_size = 0
+        if self._phase != _HEADERS:  # a new connection's deadline runs from its accept
+            self._phase = _HEADERS
+            self._set_deadline(self._limits.header_timeout_s)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > self._limits.max_url_bytes:
+            self._refuse(414, "url_too_long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self._limits
+        size = len(name) + len(value)
+        self._header_count += 1
+        self._header_bytes += size
+        if self._header_count > limits.max_headers:
+            self._refuse(431, "too_many_headers")
+        if size > limits.max_header_bytes or self._header_bytes > limits.max_headers_bytes:
+            self._refuse(431, "header_too_large")
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        length = self._headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._server.max_body_bytes:
-            self._too_large = True
-            raise httptools.HttpParserError("body too large")
-        if self._headers.get("expect", "").lower() == "100-continue" and self._transport:
+        headers = self._headers
+        coding = headers.get("transfer-encoding")
+        if coding is not None and (
+            coding.strip().lower() != "chunked" or self._parser_version() == "1.0"
+        ):
+            self._refuse(400, "malformed")
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
+            self._refuse(413, "body_too_large")
+        self._phase = _BODY
+        self._set_deadline(self._limits.body_timeout_s)
+        if headers.get("expect", "").lower() == "100-continue" and self._transport:
             # curl asks before sending a body over 1 KiB; without an answer it waits a second.
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > self._server.max_body_bytes:
-            self._too_large = True
-            raise httptools.HttpParserError("body too large")
+        if self._body_size > self._limits.max_body_bytes:
+            self._refuse(413, "body_too_large")
         self._body.append(body)
+        self._set_deadline(self._limits.body_timeout_s)
 
     def on_message_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        self._phase = _WAITING
+        self._completed += 1
         path, _, query = self._url.decode("latin-1").partition("?")
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        request = Request(self._parser.get_method().decode(), path, query, self._headers, body)
-        self._queue.append((request, bool(self._parser.should_keep_alive())))
+        request = Request(parser.get_method().decode(), path, query, self._headers, body)
+        self._body = []
+        self._queue.append((request, bool(parser.should_keep_alive())))
         if len(self._queue) >= _MAX_PIPELINED and self._transport is not None:
             # A client pipelining faster than we answer waits in its socket, not in our memory.
             self._transport.pause_reading()
             self._reading_paused = True
         if self._task is None:
             self._task = self._loop.create_task(self._serve_queue())
+
+    def _parser_version(self) -> str:
+        return self._parser.get_http_version() if self._parser is not None else "1.1"
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Stop the parser from a callback; ``data_received`` answers ``status``."""
+        self._refusal = (status, reason)
+        raise _Refused(reason)
+
+    def _upgrade(self) -> None:
+        """We speak no other protocol: answer the request as HTTP/1.1, then close.
+
+        What follows an Upgrade request on the wire is the other protocol's bytes, so the
+        connection cannot carry another HTTP/1.1 request; reading stops here.
+        """
+        self._stopped = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if not self._queue:
+            self._refuse_now(400, "malformed")
+            return
+        request, _ = self._queue[-1]
+        self._queue[-1] = (request, False)
 
     # -- serving -----------------------------------------------------------------------------
     async def _serve_queue(self) -> None:
@@ -258,11 +359,17 @@ class _Connection(asyncio.Protocol):
                     return
         finally:
             self._task = None
+            if self._refuse_after is not None and not self._closed:
+                self._write_response(
+                    Response(self._refuse_after, refusal_body(self._refuse_after)), False
+                )
+                self._close()
             if not self._closed:
                 if self._server.closing:
                     self._close()
-                else:
-                    self._arm_idle_timer()
+                elif self._phase == _WAITING:  # nothing of a next request has arrived yet
+                    self._phase = _IDLE
+                    self._set_deadline(self._limits.keep_alive_s)
 
     async def _serve_one(self, request: Request, keep_alive: bool) -> None:
         try:
@@ -271,7 +378,7 @@ class _Connection(asyncio.Protocol):
             raise
         except Exception:
             log.exception("handler failed", extra={"path": request.path})
-            response = Response(500, _ERROR_BODIES[500])
+            response = Response(500, refusal_body(500))
         if isinstance(response, Response):
             self._write_response(response, keep_alive)
         else:
@@ -306,7 +413,8 @@ class _Connection(asyncio.Protocol):
                     out.add(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 if not self._writable.is_set():
                     out.flush()
-                    await self._writable.wait()
+                    if not await self._wait_writable():
+                        return
             out.add(b"0\r\n\r\n")
         finally:
             out.flush()
@@ -315,25 +423,86 @@ class _Connection(asyncio.Protocol):
                 with contextlib.suppress(Exception):
                     await aclose()
 
-    def _reject(self, status: int) -> None:
-        """Answer a request the parser refused, then drop the connection."""
-        if self._transport is not None and not self._closed and self._task is None:
-            self._write_response(Response(status, _ERROR_BODIES[status]), keep_alive=False)
+    async def _wait_writable(self) -> bool:
+        """Wait for a full socket buffer to drain; a client that stops reading is cut off.
+
+        While we wait, nothing more is pulled from the upstream, so the upstream socket fills
+        and TCP slows the provider down: memory held per stream stays at the high-water mark.
+        """
+        try:
+            async with asyncio.timeout(self._limits.write_timeout_s):
+                await self._writable.wait()
+        except TimeoutError:
+            self._server.refused("write_timeout")
+            self._abort()
+            return False
+        return not self._closed
+
+    def _refuse_now(self, status: int, reason: str) -> None:
+        """Refuse: answer ``status`` and drop the connection.
+
+        Requests parsed before the bad one are still answered first, in order, as nginx does;
+        nothing after it is parsed.
+        """
+        self._server.refused(reason)
+        if self._task is not None and not self._closed:
+            self._stopped = True
+            self._refuse_after = status
+            if self._transport is not None:
+                self._transport.pause_reading()
+            return
+        if self._transport is not None and not self._closed:
+            self._write_response(Response(status, refusal_body(status)), keep_alive=False)
         self._close()
 
-    def _arm_idle_timer(self) -> None:
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-        self._idle_handle = self._loop.call_later(self._server.keep_alive_s, self._close_if_idle)
+    # -- deadlines ---------------------------------------------------------------------------
+    def _set_deadline(self, seconds: float) -> None:
+        """Move the read deadline; the timer is touched only if it would fire too late."""
+        deadline = self._loop.time() + seconds
+        self._deadline = deadline
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _close_if_idle(self) -> None:
-        if self._task is None:
-            self._close()
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._closed or self._phase == _WAITING:
+            return  # being answered: the serving loop sets the next deadline when it is done
+        if self._loop.time() < self._deadline:
+            self._timer_at = self._deadline
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        if self._phase == _IDLE:
+            if self._writable.is_set():
+                self._close()
+            else:
+                self._abort()  # the last answer is still unread: do not wait to flush it
+        else:
+            reason = "header_timeout" if self._phase == _HEADERS else "body_timeout"
+            self._refuse_now(408, reason)
 
+    # -- closing -----------------------------------------------------------------------------
     def _close(self) -> None:
-        if not self._closed and self._transport is not None:
+        transport = self._transport
+        if not self._closed and transport is not None:
             self._closed = True
-            self._transport.close()
+            transport.close()
+            if transport.get_write_buffer_size():
+                # close() waits for the buffer to drain; a client that never reads would hold
+                # the connection (and its buffer) for ever.
+                self._loop.call_later(self._limits.write_timeout_s, self._abort_unflushed)
+
+    def _abort_unflushed(self) -> None:
+        if self._parser is not None and self._transport is not None:  # not yet lost
+            self._server.refused("write_timeout")
+            self._transport.abort()
+
+    def _abort(self) -> None:
+        if self._transport is not None:
+            self._closed = True
+            self._transport.abort()
 
     def shutdown(self) -> None:
         """Close now if idle; otherwise the serving loop closes after the current answer."""
@@ -347,18 +516,21 @@ class HttpServer:
     def __init__(
         self,
         handler: Handler,
+        limits: HttpLimits | None = None,
         *,
-        max_body_bytes: int = 10 * 1024 * 1024,
-        keep_alive_s: float = 75.0,
+        tls: TlsFiles | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.handler = handler
-        self.max_body_bytes = max_body_bytes
-        self.keep_alive_s = keep_alive_s
+        self.limits = limits or HttpLimits()
+        self.tls = tls
         self.connections: set[_Connection] = set()
+        self.per_client: dict[str, int] = {}
         self.in_flight = 0
         self.closing = False
         self.drained = asyncio.Event()
-        self._server: asyncio.Server | None = None
+        self._on_refused = on_refused
+        self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -366,20 +538,59 @@ class HttpServer:
         assert self._loop is not None, "server not started"
         return self._loop
 
+    @property
+    def max_body_bytes(self) -> int:
+        return self.limits.max_body_bytes
+
+    def refused(self, reason: str) -> None:
+        if self._on_refused is not None:
+            self._on_refused(reason)
+
+    def admit(self, connection: _Connection, peer: object) -> bool:
+        """Register a new connection; False when its address already holds its share."""
+        self.connections.add(connection)
+        limit = self.limits.max_connections_per_client
+        if limit is None or not isinstance(peer, tuple):
+            return True
+        address = str(peer[0])
+        connection._peer = address
+        count = self.per_client.get(address, 0) + 1
+        self.per_client[address] = count
+        return count <= limit
+
+    def forget(self, connection: _Connection) -> None:
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        if connection._peer is not None:
+            left = self.per_client.get(connection._peer, 1) - 1
+            if left > 0:
+                self.per_client[connection._peer] = left
+            else:
+                self.per_client.pop(connection._peer, None)
+        if self._listener is not None:
+            self._listener.released()
+        if not self.connections:
+            self.drained.set()
+
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Bind and start accepting; returns the bound port (useful with ``port=0``)."""
         self._loop = asyncio.get_running_loop()
-        self._server = await self._loop.create_server(
-            lambda: _Connection(self), host, port, reuse_port=reuse_port or None, backlog=2048
+        self._listener = Listener(
+            self._loop,
+            lambda: _Connection(self),
+            max_connections=self.limits.max_connections,
+            tls=self.tls,
+            handshake_timeout_s=self.limits.header_timeout_s,
+            on_refused=self.refused,
         )
-        sockname = self._server.sockets[0].getsockname()
-        return int(sockname[1])
+        return self._listener.bind(host, port, reuse_port=reuse_port)
 
     async def close(self, drain_timeout_s: float = 10.0) -> None:
         """Stop accepting, let in-flight answers finish (up to the timeout), close the rest."""
         self.closing = True
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            await self._listener.close()
         for connection in list(self.connections):
             connection.shutdown()
         if self.connections:
@@ -388,5 +599,3 @@ class HttpServer:
                 await asyncio.wait_for(self.drained.wait(), drain_timeout_s)
         for connection in list(self.connections):
             connection._close()
-        if self._server is not None:
-            await self._server.wait_closed()

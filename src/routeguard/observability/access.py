@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TextIO
+from typing import Protocol
 
 import orjson
 
@@ -29,11 +29,19 @@ _FLUSH_S = 0.05
 _FLUSH_BYTES = 64 * 1024
 
 
+class LineSink(Protocol):
+    """Where access lines go: a text stream (stderr) or a rotation-aware log file."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class AccessLog:
     """Buffered access lines to ``stream`` in ``fmt``; or via logging when ``stream`` is None."""
 
     def __init__(
-        self, fmt: LogFormat = "json", stream: TextIO | None = None, *, enabled: bool = True
+        self, fmt: LogFormat = "json", stream: LineSink | None = None, *, enabled: bool = True
     ) -> None:
         self.fmt = fmt
         self.stream = stream
@@ -57,6 +65,7 @@ class AccessLog:
         latency_ms: float,
         upstream_ms: float,
         ttft_ms: float | None = None,
+        key_id: str | None = None,
     ) -> None:
         if not self.enabled:
             return
@@ -72,6 +81,8 @@ class AccessLog:
         }
         if ttft_ms is not None:
             fields["ttft_ms"] = round(ttft_ms, 3)
+        if key_id is not None:
+            fields["key_id"] = key_id
         if self.stream is None:
             self._logger.info("request", extra=fields)  # the handler's filter redacts
             return

@@ -122,6 +122,7 @@ class Reporter:
             status=status,
             latency_ms=total_s * 1000,
             upstream_ms=trace.upstream_s * 1000,
+            key_id=trace.key_id,
             ttft_ms=None if ttft_s is None else ttft_s * 1000,
         )
 

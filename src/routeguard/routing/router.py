@@ -130,6 +130,10 @@ class Trace:
     deployment: str | None = None
     group: str | None = None
     api: str = "chat"  # the inbound API, a label value: chat|embeddings|messages|responses|...
+    # What successful attempts used, at each deployment's prices (client-key accounting).
+    tokens: int = 0
+    cost_usd: float = 0.0
+    key_id: str | None = None  # the client key's short id, for the access log
 
 
 @dataclass(slots=True)
@@ -446,8 +450,15 @@ class Router:
         lease.trace.upstream_s += elapsed
         if error is None:
             runtime.latency.observe(elapsed, ttft_s)
-            if usage is not None and runtime.rate is not None:
-                runtime.rate.record_tokens(usage.total_tokens)
+            if usage is not None:
+                if runtime.rate is not None:
+                    runtime.rate.record_tokens(usage.total_tokens)
+                deployment = lease.deployment
+                lease.trace.tokens += usage.total_tokens
+                lease.trace.cost_usd += (
+                    usage.prompt_tokens * deployment.input_cost_per_token
+                    + usage.completion_tokens * deployment.output_cost_per_token
+                )
         self.hooks.attempt_finished(
             AttemptRecord(lease.group, lease.deployment, error, elapsed, ttft_s, usage)
         )

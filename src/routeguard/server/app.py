@@ -23,14 +23,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from routeguard import __version__
+from routeguard.clients import ClientGuard
 from routeguard.config.loader import key_file_paths, load_config
 from routeguard.config.schema import Config
 from routeguard.errors import ConfigError, InvalidRequestError
 from routeguard.fleet import Fleet
 from routeguard.net.client import UpstreamPool
-from routeguard.net.server import HttpServer
 from routeguard.observability.access import AccessLog
 from routeguard.observability.audit import AuditLog
+from routeguard.observability.http_metrics import HttpMetrics
 from routeguard.observability.metrics import RouterMetrics
 from routeguard.observability.reporter import Reporter
 from routeguard.observability.windows import TrafficWindows
@@ -42,6 +43,7 @@ from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
 from routeguard.routing.runtime import RuntimeRegistry
 from routeguard.routing.strategies import build_strategy
+from routeguard.server.listening import build_http_server
 from routeguard.server.routes import Routes
 
 __all__ = ["RouteGuardApp"]
@@ -91,13 +93,17 @@ class RouteGuardApp:
         self.config_version = _fingerprint(config)
         self.router = self._build_router(config)
         self.audit_log = AuditLog(config.admin.audit_log)
+        self.clients = ClientGuard(self.metrics.registry, clock=clock)
+        _configure_clients(self.clients, config, config_path)
+        self.status_sections["keys"] = self.clients.status_section
         self.prober = Prober(self)
         self.health_checks = HealthChecker(self, self.prober)
         self.rollouts = RolloutManager(self)
         self.status_sections["rollouts"] = self.rollouts.status_section
         self.status_sections["health_checks"] = self.health_checks.status_section
         self.routes = Routes(self)
-        self.server = HttpServer(self.routes.dispatch, max_body_bytes=config.server.max_body_bytes)
+        self.http_metrics = HttpMetrics(self.metrics.registry)
+        self.server = build_http_server(self.routes.dispatch, config.server, self.http_metrics)
         self.port = 0
         self.ready = False
         self.draining = False
@@ -189,6 +195,7 @@ class RouteGuardApp:
             )
         if config.server != old.server:
             log.warning("server settings changed; they take effect after a restart")
+        _configure_clients(self.clients, config, self.config_path)
         previous = (self.weight_overrides, self.router)
         self.weight_overrides = kept
         try:
@@ -247,7 +254,7 @@ class RouteGuardApp:
         main = _file_state(self.config_path)
         if main is None:
             return None
-        keys = key_file_paths(self.config, str(self.config_path))
+        keys = [*key_file_paths(self.config, str(self.config_path)), *self.clients.hash_files()]
         return (main, *(_file_state(path) for path in keys))
 
     async def _watch(self, interval_s: float) -> None:
@@ -304,6 +311,13 @@ class RouteGuardApp:
             await self.fleet.close()
         await self.pool.close()
         self.access_log.flush()
+
+
+def _configure_clients(guard: ClientGuard, config: Config, path: str | Path | None) -> None:
+    try:
+        guard.configure(config.clients)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path or "<config>"), "clients", str(exc)) from exc
 
 
 def _secret(value: SecretStr | None) -> str | None:

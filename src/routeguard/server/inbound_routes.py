@@ -6,9 +6,10 @@ when the answer is complete (for a stream: when it ends), with the ``api`` recor
 What differs per API, the request format and the error shape, comes from its
 :class:`~routeguard.inbound.base.InboundApi`.
 
-Client credentials: RouteGuard has no client keys of its own yet, so ``x-api-key`` and
-``Authorization: Bearer`` are accepted and ignored, as for chat; ``anthropic-version`` and
-``anthropic-beta`` are forwarded to Anthropic deployments with the request.
+Client credentials: with ``clients:`` configured, ``x-api-key`` or ``Authorization: Bearer``
+must carry a client key (checked, limited and accounted exactly as for chat); without it they
+are accepted and ignored. ``anthropic-version`` and ``anthropic-beta`` are forwarded to
+Anthropic deployments with the request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from routeguard.clients.guard import OPEN_TICKET, Ticket
 from routeguard.errors import RouteGuardError
 from routeguard.inbound import CompletionsApi, CountTokensApi, MessagesApi, ResponsesApi
 from routeguard.inbound.base import InboundApi, InboundCall, nobody_can_serve
@@ -91,13 +93,17 @@ class InboundRoutes:
             return answer
         handed_over = False
         call: InboundCall | None = None
+        ticket = OPEN_TICKET
         try:
+            ticket = app.clients.admit(request.headers)
+            trace.key_id = ticket.key_id
             call = api.parse(request.body, request.headers)
+            ticket.allow_model(call.model)
             routed = await app.router.serve(call.model, call.attempt, trace)
             value = routed.value
             headers = _headers(_meta(routed), request_id)
             if type(value) is not ChatResult:
-                opened = self._stream(api, value, headers, trace, started, request_id)
+                opened = self._stream(api, value, headers, trace, started, request_id, ticket)
                 handed_over = True
                 return opened
             answer = Response(200, value.body, headers)
@@ -112,6 +118,7 @@ class InboundRoutes:
         finally:
             if not handed_over:
                 app.in_flight.leave()
+                ticket.finish(trace)
         self._account(answer.status, trace, started, request_id)
         return answer
 
@@ -123,6 +130,7 @@ class InboundRoutes:
         trace: Trace,
         started: float,
         request_id: str,
+        ticket: Ticket,
     ) -> StreamingResponse:
         assert isinstance(value, ChatStream)
         ttft_s = time.perf_counter() - started
@@ -130,6 +138,7 @@ class InboundRoutes:
 
         def finished(status: int) -> None:
             app.in_flight.leave()
+            ticket.finish(trace)
             total_s = time.perf_counter() - started
             app.reporter.client_request(
                 trace.group, status, trace, total_s, request_id=request_id, ttft_s=ttft_s

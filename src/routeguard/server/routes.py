@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from routeguard.clients.guard import OPEN_TICKET, Ticket
 from routeguard.errors import AttemptsFailedError, RouteGuardError, UpstreamError
 from routeguard.net.server import Request, Response, StreamingResponse
 from routeguard.providers.base import ChatStream
@@ -28,6 +29,7 @@ from routeguard.server.admin_rollouts import RolloutRoutes
 from routeguard.server.console import ConsoleRoutes
 from routeguard.server.fleet_admin import FleetAdminRoutes
 from routeguard.server.health import HealthRoutes
+from routeguard.server.keys_admin import KeyAdminRoutes
 from routeguard.server.status_api import StatusRoutes
 from routeguard.wire.chat import ChatRequest, parse_chat_request, parse_embedding_request
 from routeguard.wire.errors import error_body, error_envelope, sse_error_event
@@ -99,6 +101,7 @@ class Routes:
             **RolloutRoutes(app).table(),
             **StatusRoutes(app).table(),
             **ConsoleRoutes().table(),
+            **KeyAdminRoutes(app).table(),
             **_inbound_table(app),
         }
 
@@ -106,6 +109,10 @@ class Routes:
         methods = self.table.get(request.path)
         if methods is None:
             if request.path.startswith(_MODEL_PATHS) and request.method == "GET":
+                try:
+                    self.app.clients.identify(request.headers)
+                except RouteGuardError as exc:
+                    return error_response(exc)
                 return self.model(request.path.partition("/models/")[2])
             return plain_error(
                 404, f"Unknown path {request.path}", "invalid_request_error", "not_found"
@@ -143,17 +150,22 @@ class Routes:
             self._account(response, trace, started, request_id)
             return response
         handed_over = False
+        ticket = OPEN_TICKET
         try:
+            ticket = app.clients.admit(request.headers)
+            trace.key_id = ticket.key_id
             if stream_capable:
                 chat = parse_chat_request(request.body)
+                ticket.allow_model(chat.model)
                 if chat.stream:
-                    opened = await self._open_stream(chat, trace, started, request_id)
+                    opened = await self._open_stream(chat, trace, started, request_id, ticket)
                     handed_over = isinstance(opened, StreamingResponse)
                     return opened
                 routed_chat = await app.router.chat(chat, trace)
                 body, routed = routed_chat.value.body, _meta(routed_chat)
             else:
                 embedding = parse_embedding_request(request.body)
+                ticket.allow_model(embedding.model)
                 routed_bytes = await app.router.embed(embedding, trace)
                 body, routed = routed_bytes.value, _meta(routed_bytes)
             answer = Response(200, body, _headers(routed, request_id))
@@ -167,11 +179,12 @@ class Routes:
         finally:
             if not handed_over:
                 app.in_flight.leave()
+                ticket.finish(trace)
         self._account(answer, trace, started, request_id)
         return answer
 
     async def _open_stream(
-        self, chat: ChatRequest, trace: Trace, started: float, request_id: str
+        self, chat: ChatRequest, trace: Trace, started: float, request_id: str, ticket: Ticket
     ) -> Response | StreamingResponse:
         try:
             routed = await self.app.router.open_chat_stream(chat, trace)
@@ -185,6 +198,7 @@ class Routes:
 
         def finished(status: int) -> None:
             app.in_flight.leave()
+            ticket.finish(trace)
             total_s = time.perf_counter() - started
             app.reporter.client_request(
                 trace.group, status, trace, total_s, request_id=request_id, ttft_s=ttft_s
@@ -201,9 +215,11 @@ class Routes:
 
     async def models(self, request: Request) -> Response:
         created = int(self.app.started_at)
+        key = self.app.clients.identify(request.headers)  # a key sees the groups it may use
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "routeguard"}
             for name in self.app.router.groups
+            if key is None or key.allowed is None or name in key.allowed
         ]
         return Response(200, orjson.dumps({"object": "list", "data": data}))
 

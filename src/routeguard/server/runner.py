@@ -24,8 +24,10 @@ from routeguard.config.loader import load_config
 from routeguard.config.redis import RedisConfig
 from routeguard.errors import ConfigError
 from routeguard.observability.access import AccessLog
+from routeguard.observability.logfile import ReopeningFile
 from routeguard.observability.logs import LogFormat, configure_logging
 from routeguard.server.app import RouteGuardApp
+from routeguard.server.listening import open_port_warning
 from routeguard.server.workers import WorkerGroup, WorkerMetrics
 
 __all__ = ["serve", "serve_forever"]
@@ -51,7 +53,8 @@ async def serve_forever(
     config = load_config(config_path)
     if worker_redis is not None and config.redis is None:  # the worker group's private Redis
         config = config.model_copy(update={"redis": RedisConfig(url=SecretStr(worker_redis))})
-    access = AccessLog(log_format, sys.stderr)
+    log_file = config.server.access_log_file
+    access = AccessLog(log_format, ReopeningFile(log_file) if log_file else sys.stderr)
     app = RouteGuardApp(config, config_path=config_path, access_log=access)
     bound = await app.start(host, port, reuse_port=reuse_port)
     workers = WorkerMetrics(app, worker_dir) if worker_dir is not None else None
@@ -59,6 +62,9 @@ async def serve_forever(
         await workers.start()
     _settle_gc()
     log.info("listening", extra={"host": host or config.server.host, "port": bound})
+    warning = open_port_warning(host or config.server.host, app.clients.enabled)
+    if warning is not None:
+        log.warning(warning)
     if on_ready is not None:
         on_ready(app)
     stop = asyncio.Event()
@@ -93,6 +99,12 @@ def _settle_gc() -> None:
 
 
 def _reload(app: RouteGuardApp) -> None:
+    # SIGHUP is also logrotate's "files rotated" signal; the decisions log needs nothing,
+    # since it is opened for each line it appends.
+    stream = app.access_log.stream
+    if isinstance(stream, ReopeningFile):
+        app.access_log.flush()
+        stream.reopen()
     with contextlib.suppress(ConfigError):  # logged and counted by reload; old config serves
         app.reload(source="SIGHUP")
 
@@ -129,6 +141,12 @@ def serve(
 ) -> None:
     """Serve in this process, or in ``workers`` processes sharing the port (``SO_REUSEPORT``)."""
     config = load_config(config_path)  # fail fast, once, with the config error, before forking
+    warning = open_port_warning(
+        host or config.server.host, bool(config.clients and config.clients.keys)
+    )
+    if warning is not None:  # once, on the terminal, before any worker starts
+        sys.stderr.write(f"\n{'!' * 78}\n!! {warning}\n{'!' * 78}\n\n")
+        sys.stderr.flush()
     if workers <= 1:
         _worker(config_path, host, port, False, log_format)
         return

@@ -1,0 +1,77 @@
+"""Admin endpoints for client keys: list them with usage and budgets, revoke one live.
+
+``GET /admin/keys`` lists every configured key (by key id and name, never the hash);
+``GET /admin/keys/usage?key_id=ID`` shows one; ``POST /admin/keys/revoke {"key_id"}`` refuses
+the key from the next request on (audited); ``POST /admin/keys/unrevoke`` undoes it. A
+revocation lasts until the process restarts: remove the key from ``clients:`` to make it final.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from routeguard.clients.guard import KeyState
+from routeguard.net.server import Request, Response
+from routeguard.server.admin_api import AdminError, AdminGuard, Route, json_body, json_response
+
+if TYPE_CHECKING:
+    from routeguard.server.app import RouteGuardApp
+
+__all__ = ["KeyAdminRoutes"]
+
+
+class KeyAdminRoutes:
+    """``/admin/keys...``, behind the shared admin bearer-token guard."""
+
+    def __init__(self, app: RouteGuardApp) -> None:
+        self.app = app
+        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+
+    def table(self) -> dict[str, dict[str, Route]]:
+        guard = self.guard
+        return {
+            "/admin/keys": {"GET": guard(self.list_keys)},
+            "/admin/keys/usage": {"GET": guard(self.usage)},
+            "/admin/keys/revoke": {"POST": guard(self.revoke)},
+            "/admin/keys/unrevoke": {"POST": guard(self.unrevoke)},
+        }
+
+    async def list_keys(self, request: Request, operator: str) -> Response:
+        clients = self.app.clients
+        keys = [clients.usage(state) for state in clients.keys.values()]
+        return json_response(200, {"enabled": clients.enabled, "keys": keys})
+
+    async def usage(self, request: Request, operator: str) -> Response:
+        values = parse_qs(request.query).get("key_id") or parse_qs(request.query).get("name")
+        if not values:
+            raise AdminError(400, "Give ?key_id=ID (or ?name=NAME).", "invalid_request_error")
+        return json_response(200, self.app.clients.usage(self._find(values[0])))
+
+    async def revoke(self, request: Request, operator: str) -> Response:
+        state = self._find(self._ident(request))
+        self.app.clients.revoke(state)
+        self.app.audit(operator, "revoke_client_key", KEY_ID=state.key_id, NAME=state.name)
+        return json_response(200, {"revoked": state.key_id, "name": state.name})
+
+    async def unrevoke(self, request: Request, operator: str) -> Response:
+        state = self._find(self._ident(request))
+        self.app.clients.revoked.discard(state.key_id)
+        self.app.audit(operator, "unrevoke_client_key", KEY_ID=state.key_id, NAME=state.name)
+        return json_response(200, {"unrevoked": state.key_id, "name": state.name})
+
+    @staticmethod
+    def _ident(request: Request) -> str:
+        body = json_body(request)
+        ident = body.get("key_id", body.get("name"))
+        if not isinstance(ident, str) or not ident:
+            raise AdminError(
+                400, 'Body must be {"key_id": "..."} (or {"name": "..."}).', "invalid_request_error"
+            )
+        return ident
+
+    def _find(self, ident: str) -> KeyState:
+        state = self.app.clients.find(ident)
+        if state is None:
+            raise AdminError(404, f"No client key {ident!r}.", "invalid_request_error", "not_found")
+        return state
