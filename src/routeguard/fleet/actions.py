@@ -6,10 +6,10 @@ change of ``app.weight_overrides`` (the admin API, drain, rollouts, the console:
 through ``app.set_weight_overrides``) is noticed within one tick and published, so every
 caller is covered without knowing about the fleet.
 
-Operator actions (breaker reset, weights, reload) taken on one replica are broadcast; every
-other replica applies the action, writes the origin's decisions-log lines once with
-``ORIGIN=<replica>``, and acknowledges by incrementing the action's counter, which the origin
-reads to answer ``acknowledged_by``.
+Operator actions (breaker reset, weights, reload, client-key revocations) taken on one replica
+are broadcast; every other replica applies the action, writes the origin's decisions-log lines
+once with ``ORIGIN=<replica>``, and acknowledges by incrementing the action's counter, which the
+origin reads to answer ``acknowledged_by``.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class AdminSync:
         operator: str,
         audit: list[dict[str, str]],
         deployment: str | None = None,
+        key_id: str | None = None,
     ) -> AdminRecord:
         weights = None
         if action in ("set_weights", "clear_weight_overrides"):
@@ -135,6 +136,7 @@ class AdminSync:
             action=action,  # type: ignore[arg-type]
             operator=operator,
             deployment=deployment,
+            key_id=key_id,
             audit=audit,
             weights=weights,
         )

@@ -80,11 +80,18 @@ class AdminRecord(_Record):
     t: Literal["admin"] = "admin"
     id: str = Field(min_length=1, max_length=64)
     action: Literal[
-        "circuit_breaker_reset", "set_weights", "clear_weight_overrides", "config_reload"
+        "circuit_breaker_reset",
+        "set_weights",
+        "clear_weight_overrides",
+        "config_reload",
+        "revoke_client_key",
+        "unrevoke_client_key",
     ]
     operator: str = Field(max_length=200)
     deployment: str | None = None
     """For a reset: the one deployment, or ``None`` for all."""
+    key_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """For a client-key revocation: the key id (the newest record per key id is persisted)."""
     audit: list[dict[str, str]] = Field(default_factory=list, max_length=100)
     """The origin's decisions-log lines (fields), which every replica writes once."""
     weights: WeightsRecord | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from routeguard.clients.guard import ClientGuard
 from routeguard.config.schema import Config
 from routeguard.resilience import InFlightLimit
 from routeguard.routing.runtime import RuntimeRegistry
@@ -23,6 +24,7 @@ class FleetHost(Protocol):
     runtimes: RuntimeRegistry
     in_flight: InFlightLimit
     weight_overrides: Weights
+    clients: ClientGuard
 
     def validate_weights(self, update: Mapping[str, object], *, force: bool) -> Weights: ...
 

@@ -32,6 +32,11 @@ class Keys:
         return f"{self.prefix}weights"
 
     @property
+    def revoked_keys(self) -> str:
+        """Hash client key id -> newest revoke/unrevoke admin record (late joiners adopt it)."""
+        return f"{self.prefix}revoked_keys"
+
+    @property
     def members(self) -> str:
         """Hash member id -> heartbeat."""
         return f"{self.prefix}members"

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from routeguard.config.redis import RedisConfig
 from routeguard.fleet.actions import AdminSync, WeightsSync
 from routeguard.fleet.breakers import BreakerSync
+from routeguard.fleet.client_keys import KEY_ACTIONS, RevocationSync
 from routeguard.fleet.codec import (
     AdminRecord,
     BreakerRecord,
@@ -88,6 +89,9 @@ class Fleet:
             weights=self.weights,
             send=self._send,
         )
+        self.revocations = RevocationSync(
+            self.member_id, lambda: host.clients, self.keys, self._send
+        )
         self.membership = Membership(
             self.member_id, host, self.link, self.keys, config.sync_interval_s
         )
@@ -143,13 +147,17 @@ class Fleet:
         audit: list[dict[str, str]],
         *,
         deployment: str | None = None,
+        key_id: str | None = None,
     ) -> int:
         """Tell every replica about an action already applied here; return how many replicas
         (this one included) have applied it, waiting up to a second for the others."""
-        record = self.admin.record(action, operator, audit, deployment)
+        record = self.admin.record(action, operator, audit, deployment, key_id)
         if record.weights is not None:
             self._send(record.weights, self.keys.weights)
-        self._send(record, None)
+        if record.key_id is not None:
+            self.revocations.publish(record)  # persisted as well as published
+        else:
+            self._send(record, None)
         expected = self.membership.live_count() - 1
         if expected <= 0 or not self.link.up:
             return 1
@@ -188,7 +196,8 @@ class Fleet:
             if hash_key == self.keys.weights:
                 pipe.eval(SET_NEWER_SCRIPT, 1, hash_key, raw, repr(record.at))
             elif hash_key is not None:
-                field = getattr(record, "deployment", "")
+                attr = "key_id" if hash_key == self.keys.revoked_keys else "deployment"
+                field = getattr(record, attr, "")
                 pipe.eval(HSET_NEWER_SCRIPT, 1, hash_key, field, raw, repr(record.at))
             pipe.publish(self.keys.channel, raw)
         await pipe.execute()
@@ -232,6 +241,8 @@ class Fleet:
         elif isinstance(record, WeightsRecord):
             self.weights.apply(record)
         elif isinstance(record, AdminRecord):
+            if record.action in KEY_ACTIONS:
+                self.revocations.apply(record)
             await self.admin.apply(record)
 
     async def _ticker(self) -> None:
@@ -272,6 +283,9 @@ class Fleet:
         cooldowns = await self._read_hash(self.keys.cooldowns, CooldownRecord)
         for record in (cooldowns or {}).values():
             self.breakers.apply_cooldown(record)
+        revocations = await self._read_hash(self.keys.revoked_keys, AdminRecord, "key_id")
+        if revocations is not None:
+            self.revocations.reconcile(revocations)
         key = self.keys.weights
         raw = await self.link.run("weights", lambda r: r.get(key))
         if self.link.up:
@@ -286,7 +300,9 @@ class Fleet:
             self.synced.set()
         self.metrics.pool_in_use.set(self.link.in_use())
 
-    async def _read_hash(self, key: str, kind: type[Any]) -> dict[str, Any] | None:
+    async def _read_hash(
+        self, key: str, kind: type[Any], attr: str = "deployment"
+    ) -> dict[str, Any] | None:
         raw = await self.link.run("reconcile", lambda r: r.hgetall(key))
         if raw is None:
             return None
@@ -294,7 +310,7 @@ class Fleet:
         for field, value in raw.items():
             record = decode(value)
             name = field.decode() if isinstance(field, bytes) else str(field)
-            if not isinstance(record, kind) or getattr(record, "deployment", None) != name:
+            if not isinstance(record, kind) or getattr(record, attr, None) != name:
                 self.junk.junk(f"{key}[{name!r}]", value)
                 continue
             out[name] = record

@@ -24,11 +24,12 @@ async def announce(
     audit: list[dict[str, str]],
     *,
     deployment: str | None = None,
+    key_id: str | None = None,
 ) -> dict[str, int]:
     """Broadcast an applied admin action; ``{"acknowledged_by": n}``, or ``{}`` with no fleet."""
     if app.fleet is None:
         return {}
-    acked = await app.fleet.broadcast(action, operator, audit, deployment=deployment)
+    acked = await app.fleet.broadcast(action, operator, audit, deployment=deployment, key_id=key_id)
     return {"acknowledged_by": acked}
 
 

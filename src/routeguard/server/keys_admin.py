@@ -2,8 +2,9 @@
 
 ``GET /admin/keys`` lists every configured key (by key id and name, never the hash);
 ``GET /admin/keys/usage?key_id=ID`` shows one; ``POST /admin/keys/revoke {"key_id"}`` refuses
-the key from the next request on (audited); ``POST /admin/keys/unrevoke`` undoes it. A
-revocation lasts until the process restarts: remove the key from ``clients:`` to make it final.
+the key from the next request on (audited); ``POST /admin/keys/unrevoke`` undoes it. Without
+``redis:`` a revocation lasts until the process restarts (remove the key from ``clients:`` to make
+it final); with it, every replica applies it and Redis keeps it (see fleet/client_keys.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs
 from routeguard.clients.guard import KeyState
 from routeguard.net.server import Request, Response
 from routeguard.server.admin_api import AdminError, AdminGuard, Route, json_body, json_response
+from routeguard.server.fleet_admin import announce
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -51,14 +53,21 @@ class KeyAdminRoutes:
     async def revoke(self, request: Request, operator: str) -> Response:
         state = self._find(self._ident(request))
         self.app.clients.revoke(state)
-        self.app.audit(operator, "revoke_client_key", KEY_ID=state.key_id, NAME=state.name)
-        return json_response(200, {"revoked": state.key_id, "name": state.name})
+        return json_response(200, await self._audit(operator, "revoke_client_key", state))
 
     async def unrevoke(self, request: Request, operator: str) -> Response:
         state = self._find(self._ident(request))
         self.app.clients.revoked.discard(state.key_id)
-        self.app.audit(operator, "unrevoke_client_key", KEY_ID=state.key_id, NAME=state.name)
-        return json_response(200, {"unrevoked": state.key_id, "name": state.name})
+        return json_response(200, await self._audit(operator, "unrevoke_client_key", state))
+
+    async def _audit(self, operator: str, action: str, state: KeyState) -> dict[str, object]:
+        """Audit here, then tell the fleet (which persists it and audits once per replica)."""
+        fields = {"KEY_ID": state.key_id, "NAME": state.name}
+        self.app.audit(operator, action, **fields)
+        verb = action.removesuffix("_client_key") + "d"
+        answer: dict[str, object] = {verb: state.key_id, "name": state.name}
+        answer.update(await announce(self.app, action, operator, [fields], key_id=state.key_id))
+        return answer
 
     @staticmethod
     def _ident(request: Request) -> str:
