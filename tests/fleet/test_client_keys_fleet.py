@@ -4,6 +4,7 @@ is audited once per replica, and is adopted by a replica started later."""
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import httpx
@@ -75,3 +76,58 @@ def test_revocation_on_a_refuses_the_key_on_b_and_on_a_late_replica(
     assert "ORIGIN=" in b_log.split("ACTION=revoke_client_key")[1].splitlines()[0]
     assert "ORIGIN=" not in a_log.split("ACTION=revoke_client_key")[1].splitlines()[0]
     assert "ORIGIN=" in a_log.split("ACTION=unrevoke_client_key")[1].splitlines()[0]
+
+
+def test_key_rpm_holds_across_two_replicas(
+    simulator: Simulator, tmp_path: Path, record_property
+) -> None:
+    rpm = 10
+    with redis_server(tmp_path) as redis:
+        configs = [_config(tmp_path, simulator, redis.url, i, f", rpm: {rpm}") for i in range(2)]
+        with replicas(configs, tmp_path) as (a, b):
+            poll(lambda: len(a.admin("GET", "/admin/fleet").json()["members"]) == 2)
+            # One wall-clock minute (the fleet's counting unit) must hold the whole burst.
+            if time.time() % 60 > 40:
+                time.sleep(61 - time.time() % 60)
+            minute = int(time.time() // 60)
+            answers = [(a if i % 2 else b).chat() for i in range(3 * rpm)]
+            assert int(time.time() // 60) == minute
+            statuses = [answer.status_code for answer in answers]
+            admitted = statuses.count(200)
+            assert set(statuses) == {200, 429}, statuses
+            # Each replica alone would admit rpm; together they admit at most rpm, and at least
+            # rpm minus the grants (batch = 1 here) the other replica holds unspent.
+            assert rpm - 2 <= admitted <= rpm, statuses
+            refused = next(answer for answer in answers if answer.status_code == 429)
+            assert "across the fleet" in refused.json()["error"]["message"]
+            assert int(refused.headers["retry-after"]) >= 1
+    record_property("key_rpm_admitted", admitted)
+    print(f"rpm {rpm}: admitted {admitted} of {3 * rpm} across two replicas")
+
+
+def _spent(replica: Replica) -> float:
+    keys = replica.admin("GET", "/admin/keys").json()["keys"]
+    return float(keys[0]["budget"]["spent_usd"])
+
+
+def test_key_budget_is_spent_across_two_replicas(simulator: Simulator, tmp_path: Path) -> None:
+    priced = "api_key: sk-x, input_cost_per_token: 0.001, output_cost_per_token: 0.002}"
+    with redis_server(tmp_path) as redis:
+        configs = []
+        for i in range(2):
+            path = _config(tmp_path, simulator, redis.url, i, ", budget_usd: 0.05")
+            path.write_text(path.read_text().replace("api_key: sk-x}", priced))
+            configs.append(path)
+        with replicas(configs, tmp_path) as (a, b):
+            poll(lambda: len(a.admin("GET", "/admin/fleet").json()["members"]) == 2)
+            assert a.chat().status_code == 200
+            cost = _spent(a)
+            assert cost > 0
+            poll(lambda: _spent(b) == cost)  # B counts what A spent
+            assert b.chat().status_code == 200  # under budget: the key may still spend
+            assert _spent(b) >= 0.05  # the fleet's total crossed the budget
+            poll(lambda: _spent(a) >= 0.05)  # A learns of B's spend within a tick or so
+            refused = a.chat()
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "insufficient_quota"
+            assert b.chat().status_code == 429

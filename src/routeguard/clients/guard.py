@@ -29,6 +29,7 @@ from routeguard.clients.schema import AnomalyConfig, BudgetPeriod, ClientKeyConf
 from routeguard.clients.usage import LocalUsage, RateWindow, SpendRate, UsageCounters, period_bounds
 from routeguard.observability.accumulators import AccumulatorCollector, CounterFamily
 from routeguard.resilience import Clock, monotonic
+from routeguard.resilience.limits import FleetShare
 
 __all__ = ["OPEN_TICKET", "ClientGuard", "KeyState", "Ticket", "Used"]
 
@@ -57,6 +58,8 @@ class KeyState:
     requests: RateWindow = field(default_factory=RateWindow)
     tokens: RateWindow = field(default_factory=RateWindow)
     spend_rate: SpendRate | None = None
+    fleet: FleetShare | None = None
+    """The key's share of fleet-wide rpm/tpm (``redis:`` configured), else None."""
     in_flight: int = 0
     total_requests: int = 0
     total_tokens: int = 0
@@ -128,6 +131,15 @@ class ClientGuard:
             bounds = self._periods[period] = period_bounds(period, wall)
         return bounds
 
+    def period_start(self, period: BudgetPeriod, wall: float) -> float:
+        return self._period(period, wall)[0]
+
+    def use_counters(self, counters: UsageCounters) -> None:
+        """Count from now on with ``counters`` (a fleet's, once it has started)."""
+        self.counters = counters
+        for state in self.keys.values():
+            state.fleet = counters.share(state.key_id)
+
     # -- configuration -----------------------------------------------------------------------
     def configure(self, config: ClientsConfig | None) -> None:
         """Apply ``clients:``; keys that stay keep their counters. Raises OSError/ValueError
@@ -149,6 +161,7 @@ class ClientGuard:
                 self.anomaly.window_s, self.anomaly.baseline_s
             )
             state.metrics = self._metrics.handles(kid)
+            state.fleet = self.counters.share(kid)
             keys[kid] = state
         self.keys = keys
         self._by_hash = {state.key_hash: state for state in keys.values()}
@@ -171,6 +184,11 @@ class ClientGuard:
         assert state is not None
         self._check_limits(state)
         state.requests.add(self.clock(), 1)
+        fleet = state.fleet
+        if fleet is not None:
+            fleet.granted -= 1
+            if fleet.granted <= 0 and fleet.on_empty is not None:
+                fleet.on_empty()
         state.in_flight += 1
         state.total_requests += 1
         state.metrics["requests"].inc()
@@ -209,6 +227,9 @@ class ClientGuard:
             raise KeyRateLimitError(
                 "This API key is throttled: its spend rate is far above its usual rate.", 60.0
             )
+        fleet = state.fleet
+        if fleet is not None and fleet.active and (config.rpm is not None or config.tpm):
+            self._check_fleet(state, fleet, now)
         if config.rpm is not None and state.requests.used(now) >= config.rpm:
             self.count_refusal(state, "rpm")
             raise KeyRateLimitError(
@@ -238,6 +259,27 @@ class ClientGuard:
                     end - wall,
                 )
 
+    def _check_fleet(self, state: KeyState, fleet: FleetShare, now: float) -> None:
+        """The fleet-wide minute: spend this process's grant, or wait for the next minute."""
+        config = state.config
+        expired = now >= fleet.expires
+        if expired and fleet.on_empty is not None:
+            fleet.on_empty()
+        if config.rpm is not None and (expired or fleet.granted <= 0):
+            self.count_refusal(state, "rpm")
+            raise KeyRateLimitError(
+                f"Rate limit reached for this API key: {config.rpm} requests per minute "
+                "across the fleet.",
+                fleet.retry_s,
+            )
+        if config.tpm is not None and fleet.tokens_blocked and not expired:
+            self.count_refusal(state, "tpm")
+            raise KeyRateLimitError(
+                f"Rate limit reached for this API key: {config.tpm} tokens per minute "
+                "across the fleet.",
+                fleet.retry_s,
+            )
+
     def count_refusal(self, state: KeyState, reason: str) -> None:
         state.metrics["refused"][reason].inc()
 
@@ -247,6 +289,8 @@ class ClientGuard:
         now = self.clock()
         if tokens:
             state.tokens.add(now, tokens)
+            if state.fleet is not None:
+                state.fleet.unsent_tokens += tokens
             state.total_tokens += tokens
             state.metrics["tokens"].inc(tokens)
         if cost_usd > 0:

@@ -4,7 +4,8 @@ its spend rate against its own trailing baseline.
 Budgets are counted behind :class:`UsageCounters`, a two-method interface, so the same guard
 counts per process (:class:`LocalUsage`) or fleet-wide (a Redis-backed implementation that
 syncs in the background: the request path reads a number in memory and never awaits Redis).
-Rate windows (rpm, tpm, parallel) are per process by design, like the deployments' own limits.
+Rate windows (rpm, tpm) are counted per process here; a fleet adds, per key, a share of the
+fleet-wide rpm/tpm that the guard checks as well (``share``). ``max_parallel`` is per process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import deque
 from typing import Protocol
 
 from routeguard.clients.schema import BudgetPeriod
+from routeguard.resilience.limits import FleetShare
 
 __all__ = [
     "LocalUsage",
@@ -107,12 +109,19 @@ class UsageCounters(Protocol):
 
     def add(self, key_id: str, period_start: float, usd: float) -> None: ...
 
+    def share(self, key_id: str) -> FleetShare | None:
+        """The key's share of fleet-wide rpm/tpm, or None when limits are per process."""
+        ...
+
 
 class LocalUsage:
     """Spend counted in this process (no ``redis:`` configured)."""
 
     def __init__(self) -> None:
         self._spend: dict[tuple[str, float], float] = {}
+
+    def share(self, key_id: str) -> FleetShare | None:
+        return None
 
     def spent(self, key_id: str, period_start: float) -> float:
         return self._spend.get((key_id, period_start), 0.0)

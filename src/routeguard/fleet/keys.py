@@ -55,6 +55,14 @@ class Keys:
         """Fleet-wide requests/tokens of one deployment in one wall-clock minute (a hash)."""
         return f"{self.prefix}usage:{deployment}:{minute}"
 
+    def key_usage(self, key_id: str, minute: int) -> str:
+        """Fleet-wide requests/tokens of one client key in one wall-clock minute (a hash)."""
+        return f"{self.prefix}keyusage:{key_id}:{minute}"
+
+    def key_spend(self, key_id: str, period_start: float) -> str:
+        """Fleet-wide spend (USD, a float string) of one client key in one budget period."""
+        return f"{self.prefix}keyspend:{key_id}:{int(period_start)}"
+
 
 # Take the key if free, renew it if already ours; 1 when we hold it afterwards.
 ACQUIRE_SCRIPT = """

@@ -41,6 +41,7 @@ from routeguard.fleet.codec import (
     encode,
 )
 from routeguard.fleet.host import FleetHost
+from routeguard.fleet.key_usage import FleetKeyUsage
 from routeguard.fleet.keys import HSET_NEWER_SCRIPT, SET_NEWER_SCRIPT, Keys
 from routeguard.fleet.limits import FleetLimits
 from routeguard.fleet.link import RedisLink
@@ -96,6 +97,8 @@ class Fleet:
             self.member_id, host, self.link, self.keys, config.sync_interval_s
         )
         self.limits = FleetLimits(host.runtimes, self.link, self.keys)
+        self.key_usage = FleetKeyUsage(lambda: host.clients, self.link, self.keys)
+        """Client-key rpm/tpm/spend across the fleet: the app hands it to its ClientGuard."""
         self._tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
         """Set after the first full reconciliation (tests and start-up wait on it briefly)."""
@@ -115,6 +118,8 @@ class Fleet:
             self._tasks.append(asyncio.create_task(loop(), name=f"fleet-{loop.__name__}"))
         limits = self.limits.run(self.tick_s, self.membership.live_count)
         self._tasks.append(asyncio.create_task(limits, name="fleet-limits"))
+        key_usage = self.key_usage.run(self.tick_s, self.membership.live_count)
+        self._tasks.append(asyncio.create_task(key_usage, name="fleet-key-usage"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.synced.wait(), wait_s)
         if not self.link.up:

@@ -283,6 +283,7 @@ class RouteGuardApp:
         bind_port = self.config.server.port if port is None else port
         if self.config.redis is not None and self.fleet is None:
             self.fleet = Fleet(self.config.redis, self, self.metrics.registry)
+            self.clients.use_counters(self.fleet.key_usage)  # client-key limits fleet-wide
             await self.fleet.start()
             self.status_sections["fleet"] = self.fleet.status_section
         self.port = await self.server.start(bind_host, bind_port, reuse_port=reuse_port)
