@@ -131,3 +131,23 @@ def test_key_budget_is_spent_across_two_replicas(simulator: Simulator, tmp_path:
             assert refused.status_code == 429
             assert refused.json()["error"]["code"] == "insufficient_quota"
             assert b.chat().status_code == 429
+
+
+def test_key_rpm_falls_back_to_each_replica_while_redis_is_down(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    rpm = 4
+    with redis_server(tmp_path) as redis:
+        configs = [_config(tmp_path, simulator, redis.url, i, f", rpm: {rpm}") for i in range(2)]
+        with replicas(configs, tmp_path) as (a, b):
+            poll(lambda: len(a.admin("GET", "/admin/fleet").json()["members"]) == 2)
+            redis.kill()
+            for replica in (a, b):
+                poll(lambda r=replica: r.health()["redis"]["status"] == "degraded")
+            # Each process limits on its own counts: the documented members x rpm. (A grant
+            # held from before may refuse once until the next tick sees Redis gone; a refusal
+            # does not count against the key's own window.)
+            for replica in (a, b):
+                poll(lambda r=replica: r.chat().status_code == 200)
+                statuses = [replica.chat().status_code for _ in range(rpm + 1)]
+                assert statuses == [200] * (rpm - 1) + [429] * 2, statuses
