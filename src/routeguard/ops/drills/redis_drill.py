@@ -21,7 +21,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from routeguard.ops.demo_fleet import _start_redis
+from routeguard.ops.demo_fleet import start_redis
 from routeguard.ops.drills.common import (
     DETECT_TARGET_S,
     GPT4,
@@ -107,7 +107,7 @@ class _Watch:
 async def redis_pool_exhaustion(env: DrillEnv, report: DrillReport, duration_s: float) -> None:
     """Start Redis and three routers on it, run the drill, tear everything down."""
     env.workdir.mkdir(parents=True, exist_ok=True)
-    started = await _start_redis(env.workdir)
+    started = await start_redis(env.workdir)
     if started is None:
         report.skipped = "needs redis: no redis-server on PATH"
         return
