@@ -41,7 +41,7 @@ from routeguard.resilience import BreakerState
 from routeguard.server.app import RouteGuardApp
 from routeguard.simulator import Simulator
 
-__all__ = ["run_fleet_demo"]
+__all__ = ["run_fleet_demo", "start_redis"]
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _free_port() -> int:
         return port
 
 
-async def _start_redis(directory: Path) -> tuple[asyncio.subprocess.Process, int] | None:
+async def start_redis(directory: Path) -> tuple[asyncio.subprocess.Process, int] | None:
     binary = shutil.which("redis-server")
     if binary is None:
         return None
@@ -129,7 +129,7 @@ async def run_fleet_demo(
     simulator = Simulator(seed=seed)
     await simulator.start()
     simulator.set_fault("*", PACING)
-    redis = await _start_redis(directory)
+    redis = await start_redis(directory)
     text = demo_config(simulator) + f'admin: {{audit_log: "{directory / "DECISIONS.log"}"}}\n'
     if redis is not None:
         text += f'redis: {{url: "redis://127.0.0.1:{redis[1]}/0", key_prefix: "demo:"}}\n'

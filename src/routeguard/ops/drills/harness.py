@@ -37,9 +37,18 @@ def free_port() -> int:
 class DrillEnv:
     """The simulator, one router process from ``config`` and an admin session, on loopback."""
 
-    def __init__(self, workdir: Path, *, api_keys: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        api_keys: Collection[str] | None = None,
+        sim: Simulator | None = None,
+    ) -> None:
         self.workdir = workdir
-        self.sim = Simulator(seed=7, api_keys=api_keys)
+        # A replica of a multi-router drill shares the first env's simulator (and leaves
+        # stopping it to that env).
+        self._owns_sim = sim is None
+        self.sim = sim if sim is not None else Simulator(seed=7, api_keys=api_keys)
         self.token = "drill-" + secrets.token_hex(8)
         self.port = 0
         self.process: asyncio.subprocess.Process | None = None
@@ -114,7 +123,8 @@ class DrillEnv:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-        await self.sim.stop()
+        if self._owns_sim:
+            await self.sim.stop()
 
 
 @dataclass

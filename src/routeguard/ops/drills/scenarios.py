@@ -11,84 +11,31 @@ after), and recovery is awaited for up to cooldown + 10 s on top.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from routeguard.config.schema import Config
+from routeguard.ops.drills.common import (
+    COOLDOWN_S,
+    DETECT_TARGET_S,
+    GPT4,
+    OPENAI,
+    Phases,
+    cloud_config,
+    finish,
+    router_config,
+    until,
+)
 from routeguard.ops.drills.harness import DrillEnv, Load, Sampler
+from routeguard.ops.drills.redis_drill import redis_pool_exhaustion
 from routeguard.ops.drills.report import DrillReport
 from routeguard.simulator import FaultSpec
 
 __all__ = ["SCENARIOS", "Scenario", "run_drill"]
 
-COOLDOWN_S = 2.0
-DETECT_TARGET_S = 10.0
-GPT4 = "gpt-4-turbo"
-OPENAI = "openai-gpt4-turbo"
-CLOUD = (
-    (OPENAI, "openai", "gpt-4-turbo", 60),
-    ("azure-gpt4-turbo", "azure", "gpt-4-turbo", 30),
-    ("anthropic-claude-3-opus", "anthropic", "claude-3-opus-20240229", 10),
-)
 VLLM = "vllm-local-llama-3-1-8b"
 LLAMA = "llama-3.1-8b-instruct"
 MINI = "openai-gpt4o-mini"
-
-
-def _config(env: DrillEnv, deployments: list[str], weights: list[str], extra: str = "") -> str:
-    return (
-        f"server:\n  watch_config_s: 0\n  access_log: false\n"
-        f'admin:\n  audit_log: "{env.workdir / "DECISIONS.log"}"\n'
-        f'  tokens:\n    drill: "{env.token}"\n'
-        "routing:\n  num_retries: 2\n  retry_backoff_s: 0.01\n  timeout_s: 10\n"
-        "  circuit_breaker_error_rate: 0.5\n  circuit_breaker_window_s: 5\n"
-        f"  circuit_breaker_min_requests: 5\n  cooldown_s: {COOLDOWN_S}\n"
-        "health_checks:\n  interval_s: 0.25\n  timeout_s: 5\n"
-        # The runbook's classes on a drill's time scale: seconds where it says minutes.
-        f'incidents:\n  reports_dir: "{env.workdir / "reports"}"\n  evaluate_interval_s: 0.5\n'
-        "  error_window_s: 10\n  min_requests: 5\n  p0_for_s: 1\n  p1_for_s: 1\n  p2_for_s: 1\n"
-        "  all_providers_for_s: 1\n  provider_failing_for_s: 1\n  cascade_for_s: 1\n"
-        "  latency_for_s: 1\n"
-        "deployments:\n" + "".join(f"  {d}\n" for d in deployments)
-        + "weights:\n" + "".join(f"  {w}\n" for w in weights)
-        + extra
-    )  # fmt: skip
-
-
-def _cloud(env: DrillEnv, key: dict[str, str] | None = None) -> str:
-    lines = []
-    for name, provider, model, _ in CLOUD:
-        auth = (key or {}).get(name, "api_key: drill-key")
-        lines.append(
-            f'{name}: {{provider: {provider}, model: "{model}", '
-            f'api_base: "{env.sim.url(name, provider)}", {auth}}}'
-        )
-    members = ", ".join(f"{name}: {weight}" for name, _, _, weight in CLOUD)
-    return _config(env, lines, [f"{GPT4}: {{{members}}}"])
-
-
-@dataclass(frozen=True)
-class Phases:
-    warm_s: float
-    fault_s: float
-    after_s: float
-
-    @classmethod
-    def of(cls, duration_s: float) -> Phases:
-        warm = max(1.0, duration_s * 0.2)
-        fault = max(2.0, duration_s * 0.4)
-        return cls(warm, fault, max(1.0, duration_s - warm - fault))
-
-
-async def _until(predicate: Callable[[], bool], limit_s: float) -> bool:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 def _standard_checks(report: DrillReport, fallback: bool = True) -> None:
@@ -116,16 +63,6 @@ def _standard_checks(report: DrillReport, fallback: bool = True) -> None:
     )
 
 
-def _finish(report: DrillReport, load: Load, sampler: Sampler) -> None:
-    report.client_requests = len(load.records)
-    report.client_errors = load.errors()
-    report.cooldown_s = COOLDOWN_S
-    report.class_over_time = sampler.classes if sampler.status_available else None
-    for t, name, state in sampler.transitions:
-        report.event(t, f"breaker {name}: {state}")
-    report.timeline.sort()
-
-
 async def _outage(
     env: DrillEnv,
     report: DrillReport,
@@ -148,7 +85,7 @@ async def _outage(
         t_fault = env.now()
         await fault()
         report.event(t_fault, f"fault injected on {target}")
-        await _until(
+        await until(
             lambda: sampler.first_not(target, "closed", t_fault) is not None, phases.fault_s
         )
         if (seen := sampler.first_not(target, "closed", t_fault)) is not None:
@@ -160,7 +97,7 @@ async def _outage(
         def serving() -> bool:
             return sampler.breakers.get(target) == "closed" and load.served_by(target, t_fix) > 0
 
-        if await _until(serving, COOLDOWN_S + 10):
+        if await until(serving, COOLDOWN_S + 10):
             t_ok = env.now()
             report.recover_s = round(t_ok - t_fix, 3)
             report.mttr_s = round(t_ok - t_fault, 3)
@@ -169,7 +106,7 @@ async def _outage(
     finally:
         await load.stop()
         await sampler.stop()
-    _finish(report, load, sampler)
+    finish(report, load, sampler)
     return load, sampler
 
 
@@ -184,7 +121,7 @@ async def provider_outage(env: DrillEnv, report: DrillReport, duration_s: float)
         env.sim.clear_faults()
         return f"{OPENAI} healthy again (fault cleared)"
 
-    await _outage(env, report, config=_cloud(env), model=GPT4, target=OPENAI, fault=fault,
+    await _outage(env, report, config=cloud_config(env), model=GPT4, target=OPENAI, fault=fault,
                   fix=fix, phases=Phases.of(duration_s))  # fmt: skip
     report.mitigated_by = ["circuit breaker", "retry on sibling deployments", "active health check"]
     _standard_checks(report)
@@ -210,7 +147,7 @@ async def key_rotation(env: DrillEnv, report: DrillReport, duration_s: float) ->
         report.figures["rotate_key"] = {"status": status, "answer": answer}
         return f"operator: key file updated, routeguard rotate-key {OPENAI} -> {status}"
 
-    config = _cloud(env, {OPENAI: f'api_key_file: "{key_file}"'})
+    config = cloud_config(env, {OPENAI: f'api_key_file: "{key_file}"'})
     await _outage(env, report, config=config, model=GPT4, target=OPENAI, fault=fault, fix=fix,
                   phases=Phases.of(duration_s))  # fmt: skip
     report.mitigated_by = [
@@ -232,7 +169,7 @@ async def vllm_oom(env: DrillEnv, report: DrillReport, duration_s: float) -> Non
         "api_key: drill-key}",
     ]
     weights = [f"{LLAMA}: {{{VLLM}: 100}}", f"gpt-4o-mini: {{{MINI}: 100}}"]
-    config = _config(env, deployments, weights, f"fallbacks:\n  {LLAMA}: [gpt-4o-mini]\n")
+    config = router_config(env, deployments, weights, f"fallbacks:\n  {LLAMA}: [gpt-4o-mini]\n")
     phases = Phases.of(duration_s)
     saturate_s = phases.fault_s / 2
 
@@ -271,7 +208,7 @@ async def vllm_oom(env: DrillEnv, report: DrillReport, duration_s: float) -> Non
 async def memory_leak(env: DrillEnv, report: DrillReport, duration_s: float) -> None:
     """Steady load for the whole duration, watching the router process's RSS (scenario 3)."""
     await env.start_simulator()
-    await env.start_router(_cloud(env))
+    await env.start_router(cloud_config(env))
     load, sampler = Load(env, GPT4, workers=8, pause_s=0.0), Sampler(env)
     load.start()
     sampler.start()
@@ -280,7 +217,7 @@ async def memory_leak(env: DrillEnv, report: DrillReport, duration_s: float) -> 
     finally:
         await load.stop()
         await sampler.stop()
-    _finish(report, load, sampler)
+    finish(report, load, sampler)
     samples = sampler.rss
     warm = max(1, len(samples) * 3 // 10)
     after = samples[warm:] or samples
@@ -303,17 +240,6 @@ async def memory_leak(env: DrillEnv, report: DrillReport, duration_s: float) -> 
     )  # fmt: skip
 
 
-async def redis_pool_exhaustion(env: DrillEnv, report: DrillReport, duration_s: float) -> None:
-    """Scenario 1 needs the fleet's Redis; refused with a clear reason until it exists."""
-    if "redis" not in Config.model_fields:
-        report.skipped = (
-            "needs redis: this RouteGuard has no `redis:` configuration (the fleet work, issue 9, "
-            "is not part of this build), so there is no Redis pool to exhaust."
-        )
-        return
-    report.skipped = "needs redis: the redis-pool-exhaustion drill is not implemented yet."
-
-
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -326,7 +252,9 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("provider-outage", "a provider answers 503; breaker + retries", provider_outage),
         Scenario(
-            "redis-pool-exhaustion", "runbook scenario 1 (needs redis)", redis_pool_exhaustion
+            "redis-pool-exhaustion",
+            "Redis refuses clients (maxclients), 3 routers",
+            redis_pool_exhaustion,
         ),
         Scenario("key-rotation", "a revoked key (401 storm) fixed by rotate-key", key_rotation),
         Scenario("memory-leak", "steady load watching the router's RSS", memory_leak),
