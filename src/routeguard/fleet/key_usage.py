@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 
 from routeguard.clients.guard import ClientGuard
 from routeguard.fleet.keys import Keys
-from routeguard.fleet.limits import RESERVE_SCRIPT, TOKENS_SCRIPT, batch_size
+from routeguard.fleet.limits import sync_share
 from routeguard.fleet.link import RedisLink
 from routeguard.resilience.limits import FleetShare
 
@@ -42,7 +42,6 @@ __all__ = ["FleetKeyUsage"]
 
 log = logging.getLogger("routeguard.fleet")
 
-_USAGE_TTL_MS = 120_000
 _SPEND_TTL_MS = 40 * 86_400_000  # longer than the longest budget period (a month)
 
 # Add ARGV[1] USD; returns the period's total.
@@ -99,33 +98,21 @@ class FleetKeyUsage:
         guard = self.guard()
         now = time.time()
         minute = int(now // 60)
-        left_in_minute = 60.0 - now % 60
         for kid, state in list(guard.keys.items()):
             config = state.config
             if config.rpm is None and config.tpm is None:
                 continue
-            share = self.share(kid)
-            share.retry_s = max(0.05, left_in_minute)
-            if share.minute != minute:  # grants and the token verdict lapse with the minute
-                share.minute, share.granted, share.tokens_blocked = minute, 0, False
-                share.expires = guard.clock() + left_in_minute
-            key = self.keys.key_usage(kid, minute)
-            if config.rpm is not None:
-                batch = batch_size(config.rpm, members)
-                if share.granted <= batch // 2:
-                    args = (key, str(batch), str(config.rpm), str(_USAGE_TTL_MS))
-                    got = await self.link.run("key_limits", partial(_eval, RESERVE_SCRIPT, args))
-                    if got is not None:
-                        share.granted += int(got)
-            if config.tpm is not None:
-                unsent, share.unsent_tokens = share.unsent_tokens, 0
-                token_args = (key, str(unsent), str(_USAGE_TTL_MS))
-                total = await self.link.run("key_limits", partial(_eval, TOKENS_SCRIPT, token_args))
-                if total is None:
-                    share.unsent_tokens += unsent  # try again next tick
-                else:
-                    share.tokens_blocked = int(total) >= config.tpm
-            share.active = self.link.up
+            await sync_share(
+                self.link,
+                "key_limits",
+                self.share(kid),
+                self.keys.key_usage(kid, minute),
+                rpm=config.rpm,
+                tpm=config.tpm,
+                members=members,
+                now=now,
+                local_now=guard.clock(),
+            )
         await self._flush_spend()
 
     async def _flush_spend(self) -> None:

@@ -69,6 +69,46 @@ async def _eval(script: str, args: tuple[str, ...], client: Redis) -> Any:
     return await client.eval(script, 1, *args)
 
 
+async def sync_share(
+    link: RedisLink,
+    op: str,
+    share: FleetShare,
+    key: str,
+    *,
+    rpm: int | None,
+    tpm: int | None,
+    members: int,
+    now: float,
+    local_now: float,
+) -> None:
+    """One tick of a minute-window share (a deployment's or a client key's): roll it over at the
+    minute, reserve the next batch of requests when half the grant is spent, and report the
+    tokens used since the last tick. ``now`` is wall time (the window is fleet-wide);
+    ``local_now`` is the share's own clock, for its expiry."""
+    minute = int(now // 60)
+    left_in_minute = 60.0 - now % 60
+    share.retry_s = max(0.05, left_in_minute)
+    if share.minute != minute:  # grants and the token verdict lapse with the minute
+        share.minute, share.granted, share.tokens_blocked = minute, 0, False
+        share.expires = local_now + left_in_minute
+    if rpm is not None:
+        batch = batch_size(rpm, members)
+        if share.granted <= batch // 2:
+            args = (key, str(batch), str(rpm), str(_USAGE_TTL_MS))
+            got = await link.run(op, partial(_eval, RESERVE_SCRIPT, args))
+            if got is not None:
+                share.granted += int(got)
+    if tpm is not None:
+        unsent, share.unsent_tokens = share.unsent_tokens, 0
+        token_args = (key, str(unsent), str(_USAGE_TTL_MS))
+        total = await link.run(op, partial(_eval, TOKENS_SCRIPT, token_args))
+        if total is None:
+            share.unsent_tokens += unsent  # try again next tick
+        else:
+            share.tokens_blocked = int(total) >= tpm
+    share.active = link.up
+
+
 def batch_size(rpm: int, members: int) -> int:
     return max(1, rpm // (20 * max(1, members)))
 
@@ -101,25 +141,14 @@ class FleetLimits:
             share = rate.fleet
             if share is None:
                 share = rate.fleet = FleetShare(self.wake.set)
-            left_in_minute = 60.0 - now % 60
-            share.retry_s = max(0.05, left_in_minute)
-            if share.minute != minute:  # grants and the token verdict lapse with the minute
-                share.minute, share.granted, share.tokens_blocked = minute, 0, False
-                share.expires = self.runtimes.clock() + left_in_minute
-            key = self.keys.usage(name, minute)
-            if rate.rpm is not None:
-                batch = batch_size(rate.rpm, members)
-                if share.granted <= batch // 2:
-                    args = (key, str(batch), str(rate.rpm), str(_USAGE_TTL_MS))
-                    got = await self.link.run("limits", partial(_eval, RESERVE_SCRIPT, args))
-                    if got is not None:
-                        share.granted += int(got)
-            if rate.tpm is not None:
-                unsent, share.unsent_tokens = share.unsent_tokens, 0
-                token_args = (key, str(unsent), str(_USAGE_TTL_MS))
-                total = await self.link.run("limits", partial(_eval, TOKENS_SCRIPT, token_args))
-                if total is None:
-                    share.unsent_tokens += unsent  # try again next tick
-                else:
-                    share.tokens_blocked = int(total) >= rate.tpm
-            share.active = self.link.up
+            await sync_share(
+                self.link,
+                "limits",
+                share,
+                self.keys.usage(name, minute),
+                rpm=rate.rpm,
+                tpm=rate.tpm,
+                members=members,
+                now=now,
+                local_now=self.runtimes.clock(),
+            )
