@@ -21,7 +21,6 @@ from routeguard.net.server import Request, Response
 from routeguard.observability.metrics import BREAKER_STATE_NAMES
 from routeguard.server.admin_api import (
     AdminError,
-    AdminGuard,
     Route,
     json_body,
     json_response,
@@ -41,7 +40,7 @@ class AdminRoutes:
 
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+        self.guard = app.admin_guard
 
     def table(self) -> dict[str, dict[str, Route]]:
         guard = self.guard

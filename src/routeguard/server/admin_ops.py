@@ -14,7 +14,7 @@ from routeguard.net.server import Request, Response
 from routeguard.ops.drain import drain, undrain
 from routeguard.resilience import BreakerState
 from routeguard.routing.outcome import classify
-from routeguard.server.admin_api import AdminError, AdminGuard, Route, json_body, json_response
+from routeguard.server.admin_api import AdminError, Route, json_body, json_response
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -27,7 +27,7 @@ class OperatorRoutes:
 
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+        self.guard = app.admin_guard
 
     def table(self) -> dict[str, dict[str, Route]]:
         guard = self.guard

@@ -15,7 +15,7 @@ from routeguard.net.server import Request, Response
 from routeguard.ops.durations import parse_duration
 from routeguard.ops.rollouts import GuardRails, RolloutSpec
 from routeguard.resilience import BreakerState
-from routeguard.server.admin_api import AdminError, AdminGuard, Route, json_body, json_response
+from routeguard.server.admin_api import AdminError, Route, json_body, json_response
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -26,7 +26,7 @@ __all__ = ["RolloutRoutes", "parse_rollout"]
 class RolloutRoutes:
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+        self.guard = app.admin_guard
 
     def table(self) -> dict[str, dict[str, Route]]:
         guard = self.guard

@@ -43,6 +43,7 @@ from routeguard.routing.groups import build_groups
 from routeguard.routing.router import Router, RouterSettings
 from routeguard.routing.runtime import RuntimeRegistry
 from routeguard.routing.strategies import build_strategy
+from routeguard.server.admin_api import AdminGuard
 from routeguard.server.listening import build_http_server
 from routeguard.server.routes import Routes
 
@@ -85,6 +86,9 @@ class RouteGuardApp:
         # Subsystems (fleet, rollouts, incidents, client keys) add a named section to
         # ``GET /admin/status`` here at start-up, so the status view never imports them.
         self.status_sections: dict[str, Callable[[], object]] = {}
+        # One admin authentication for every admin area, reading the current tokens (a reload
+        # that changes admin.tokens takes effect at once).
+        self.admin_guard = AdminGuard(lambda: self.config.admin.tokens)
         # Shared state with the other replicas and workers; built in start() when configured.
         self.fleet: Fleet | None = None
         # Incident class (router_incident_class), incidents and their reports (issue 10).

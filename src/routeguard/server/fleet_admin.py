@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from routeguard.net.server import Request, Response
-from routeguard.server.admin_api import AdminGuard, Route, json_response
+from routeguard.server.admin_api import Route, json_response
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -36,7 +36,7 @@ async def announce(
 class FleetAdminRoutes:
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+        self.guard = app.admin_guard
 
     def table(self) -> dict[str, dict[str, Route]]:
         return {"/admin/fleet": {"GET": self.guard(self.fleet)}}

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from routeguard.clients.guard import KeyState
 from routeguard.net.server import Request, Response
-from routeguard.server.admin_api import AdminError, AdminGuard, Route, json_body, json_response
+from routeguard.server.admin_api import AdminError, Route, json_body, json_response
 from routeguard.server.fleet_admin import announce
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class KeyAdminRoutes:
 
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+        self.guard = app.admin_guard
 
     def table(self) -> dict[str, dict[str, Route]]:
         guard = self.guard

@@ -15,7 +15,7 @@ from routeguard.net.server import Request, Response
 from routeguard.observability.logs import redact
 from routeguard.ops.diagnosis import build_diagnosis
 from routeguard.ops.status import build_status
-from routeguard.server.admin_api import AdminGuard, Route, json_body, json_response
+from routeguard.server.admin_api import Route, json_body, json_response
 
 if TYPE_CHECKING:
     from routeguard.server.app import RouteGuardApp
@@ -45,7 +45,7 @@ class StatusRoutes:
 
     def __init__(self, app: RouteGuardApp) -> None:
         self.app = app
-        self.guard = AdminGuard(lambda: app.config.admin.tokens)
+        self.guard = app.admin_guard
 
     def table(self) -> dict[str, dict[str, Route]]:
         guard = self.guard
